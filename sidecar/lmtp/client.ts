@@ -1,0 +1,352 @@
+import type { Duplex, Readable } from 'node:stream';
+import { DotStuffer } from './dot-stuff.ts';
+import { MailClientError } from './errors.ts';
+import { ReplyReader, type SmtpReply } from './reply.ts';
+
+/** How {@link MailClient.open} talks to the server. */
+export interface MailClientOptions {
+  /** LMTP (RFC 2033: LHLO, one reply per recipient after DATA) instead of ESMTP. */
+  lmtp: boolean;
+  /** Our name in LHLO/EHLO. */
+  heloName: string;
+  /** Longest wait for any reply or for the socket to drain, in ms. Default 60 s. */
+  timeoutMs?: number;
+  /** Longest wait for the reply(ies) after the final dot, in ms. Default `timeoutMs`. */
+  dataTimeoutMs?: number;
+}
+
+/** What the server announced in its LHLO/EHLO reply (RFC 5321 §4.1.1.1). */
+export interface Capabilities {
+  pipelining: boolean;
+  eightBitMime: boolean;
+  smtpUtf8: boolean;
+  enhancedStatusCodes: boolean;
+  /** The SIZE limit in octets (RFC 1870), 0 when announced without a limit, undefined when absent. */
+  size: number | undefined;
+  /** Every keyword line as sent, upper-cased. */
+  keywords: string[];
+}
+
+/** One mail transaction. */
+export interface SendRequest {
+  /** Envelope sender without angle brackets; `''` for the null sender (bounces). */
+  from: string;
+  /** Envelope recipients, in order; results come back in the same order. */
+  recipients: string[];
+  /** The message (header + body). Bare LF is sent as CRLF; dot-stuffing is done here. */
+  body: Buffer | Readable;
+  /** Size for the SIZE parameter; default the Buffer's length (unknown for a stream). */
+  size?: number;
+  /** Whether the body has 8-bit octets; computed for a Buffer, assumed true for a stream. */
+  eightBit?: boolean;
+  /** Force the SMTPUTF8 parameter (RFC 6531 §3.4), e.g. for UTF-8 headers; default: only when
+   * an envelope address is not ASCII. */
+  smtpUtf8?: boolean;
+}
+
+/** The outcome for one recipient. */
+export interface RecipientResult {
+  address: string;
+  /** The reply code that decided this recipient (RCPT's when refused there, else the DATA one). */
+  code: number;
+  /** RFC 3463 enhanced status code when the server sent one. */
+  enhanced: string | undefined;
+  message: string;
+  /** True when the server took responsibility for this recipient's copy (2xx after DATA). */
+  accepted: boolean;
+}
+
+/** The outcome of {@link MailClient.send}. */
+export interface SendResult {
+  recipients: RecipientResult[];
+}
+
+/** An address we put on a command line: no CR, LF, NUL, angle brackets or spaces (injection). */
+const SAFE_ADDRESS = /^[^\r\n\0<> ]*$/;
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * An SMTP or LMTP client over a socket someone else connected (a TCP socket to Postfix or
+ * Dovecot, or a pooled mesh TLS socket). One instance carries many transactions; after a timeout,
+ * a closed socket or a protocol error {@link usable} turns false and the pool must drop it.
+ *
+ * @example
+ * const socket = net.connect(24, '127.0.0.1');
+ * await once(socket, 'connect');
+ * const client = await MailClient.open(socket, { lmtp: true, heloName: 'node-1' });
+ * const { recipients } = await client.send({ from: 'a@x.test', recipients: ['b@y.test'], body });
+ * await client.quit();
+ */
+export class MailClient {
+  /** What the server supports. */
+  readonly capabilities: Capabilities;
+  /** The greeting line's text. */
+  readonly greeting: string;
+  private readonly socket: Duplex;
+  private readonly reader: ReplyReader;
+  private readonly lmtp: boolean;
+  private readonly timeoutMs: number;
+  private readonly dataTimeoutMs: number;
+  /** A transaction may be open on the server (MAIL sent, DATA not completed): RSET first. */
+  private dirty = false;
+  private broken = false;
+  private busy = false;
+
+  private constructor(socket: Duplex, reader: ReplyReader, opts: Required<MailClientOptions>, greeting: string, caps: Capabilities) {
+    this.socket = socket;
+    this.reader = reader;
+    this.lmtp = opts.lmtp;
+    this.timeoutMs = opts.timeoutMs;
+    this.dataTimeoutMs = opts.dataTimeoutMs;
+    this.greeting = greeting;
+    this.capabilities = caps;
+  }
+
+  /**
+   * Read the greeting and introduce ourselves (LHLO for LMTP, EHLO with a HELO fallback for
+   * SMTP). Throws {@link MailClientError} (`ERR_SMTP_REJECTED` with `replyCode` when the server
+   * refuses us, or a timeout/connection/protocol code); the socket is destroyed then.
+   */
+  static async open(socket: Duplex, options: MailClientOptions): Promise<MailClient> {
+    const opts = { timeoutMs: 60_000, ...options, dataTimeoutMs: options.dataTimeoutMs ?? options.timeoutMs ?? 60_000 };
+    if (!/^[\x21-\x7e]+$/.test(opts.heloName)) throw new TypeError(`heloName must be one printable ASCII word: ${JSON.stringify(opts.heloName)}`);
+    const reader = new ReplyReader(socket, () => socket.destroy());
+    try {
+      const greeting = await reader.next(opts.timeoutMs);
+      // RFC 5321 §3.1: 554 (or anything but 220) means "no service here".
+      if (greeting.code !== 220) throw new MailClientError('ERR_SMTP_REJECTED', `server refused the session: ${greeting.code} ${greeting.message}`, { replyCode: greeting.code });
+      socket.write(`${opts.lmtp ? 'LHLO' : 'EHLO'} ${opts.heloName}\r\n`);
+      let hello = await reader.next(opts.timeoutMs);
+      let keywords: string[] = [];
+      if (hello.code === 250) {
+        keywords = hello.lines.slice(1).map((l) => l.trim().toUpperCase());
+      } else if (!opts.lmtp && hello.code >= 500) {
+        // RFC 5321 §4.1.4: a client may fall back to HELO when EHLO is not recognised.
+        socket.write(`HELO ${opts.heloName}\r\n`);
+        hello = await reader.next(opts.timeoutMs);
+      }
+      if (hello.code !== 250) {
+        throw new MailClientError('ERR_SMTP_REJECTED', `server refused ${opts.lmtp ? 'LHLO' : 'EHLO'}: ${hello.code} ${hello.message}`, { replyCode: hello.code });
+      }
+      return new MailClient(socket, reader, opts, greeting.message, parseCapabilities(keywords));
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  /** False once the connection timed out, closed, or misbehaved: drop it from any pool. */
+  get usable(): boolean {
+    return !this.broken && !this.reader.error && !this.socket.destroyed;
+  }
+
+  /**
+   * Run one mail transaction. Refusals are values: each recipient gets its own code (RCPT
+   * refusal, MAIL/DATA refusal, or the final reply). With LMTP the server answers once per
+   * accepted recipient after the final dot (RFC 2033 §4.2); with SMTP one reply covers all
+   * (RFC 5321 §4.1.1.4). No DATA is sent when no recipient was accepted.
+   * Throws {@link MailClientError} when the connection fails or times out: the caller must treat
+   * every recipient as temporarily failed (4xx), and the connection is no longer usable.
+   */
+  async send(req: SendRequest): Promise<SendResult> {
+    if (!this.usable) throw this.reader.error ?? new MailClientError('ERR_SMTP_UNUSABLE', 'connection is no longer usable');
+    if (this.busy) throw new Error('MailClient.send called while another transaction is running');
+    this.busy = true;
+    try {
+      return await this.transaction(req);
+    } catch (err) {
+      this.breakConnection();
+      throw err;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Abort any open transaction (RSET, RFC 5321 §4.1.1.5) so the connection carries a new one. */
+  async reset(): Promise<void> {
+    const reply = await this.command('RSET');
+    if (reply.code !== 250) {
+      this.breakConnection();
+      throw new MailClientError('ERR_SMTP_PROTOCOL', `RSET refused: ${reply.code} ${reply.message}`, { replyCode: reply.code });
+    }
+    this.dirty = false;
+  }
+
+  /** Say goodbye (QUIT) and close the socket. Never throws. */
+  async quit(): Promise<void> {
+    if (this.usable) {
+      try {
+        await this.command('QUIT');
+      } catch {
+        // The server may close before answering; we are leaving anyway.
+      }
+    }
+    this.broken = true;
+    this.socket.end();
+    this.socket.destroy();
+  }
+
+  private async transaction(req: SendRequest): Promise<SendResult> {
+    const caps = this.capabilities;
+    const results: RecipientResult[] = req.recipients.map((address) => ({ address, code: 0, enhanced: undefined, message: '', accepted: false }));
+    const refuseAll = (code: number, enhanced: string | undefined, message: string, which = results) => {
+      for (const r of which) Object.assign(r, { code, enhanced, message, accepted: false });
+      return { recipients: results };
+    };
+    if (!SAFE_ADDRESS.test(req.from)) return refuseAll(501, '5.1.7', 'invalid sender address');
+    const utf8 = req.smtpUtf8 === true || NON_ASCII.test(req.from) || req.recipients.some((r) => NON_ASCII.test(r));
+    // RFC 6531 §3.2: a non-ASCII envelope must not go to a server without SMTPUTF8.
+    if (utf8 && !caps.smtpUtf8) return refuseAll(553, '5.6.7', 'server does not support SMTPUTF8 (RFC 6531)');
+    if (req.recipients.length === 0) return { recipients: results };
+
+    if (this.dirty) await this.reset();
+    const params: string[] = [];
+    const size = req.size ?? (Buffer.isBuffer(req.body) ? req.body.length : undefined);
+    if (caps.size !== undefined && size !== undefined) params.push(`SIZE=${size}`);
+    const eightBit = req.eightBit ?? (Buffer.isBuffer(req.body) ? hasEightBit(req.body) : true);
+    // RFC 6152 §3: declare 8-bit content; servers without 8BITMIME get it undeclared (as Postfix does).
+    if (eightBit && caps.eightBitMime) params.push('BODY=8BITMIME');
+    if (utf8) params.push('SMTPUTF8');
+    const mail = `MAIL FROM:<${req.from}>${params.length ? ' ' + params.join(' ') : ''}\r\n`;
+
+    const sendable = results.filter((r) => SAFE_ADDRESS.test(r.address) && r.address.length > 0);
+    for (const r of results) if (!sendable.includes(r)) Object.assign(r, { code: 501, enhanced: '5.1.3', message: 'invalid recipient address' });
+    const rcpts = sendable.map((r) => `RCPT TO:<${r.address}>\r\n`);
+
+    this.dirty = true;
+    let mailReply: SmtpReply;
+    const rcptReplies: SmtpReply[] = [];
+    if (caps.pipelining) {
+      // RFC 2920 §3.1: MAIL and RCPTs may go in one write; replies come back in order.
+      await this.write(mail + rcpts.join(''));
+      mailReply = await this.reader.next(this.timeoutMs);
+      for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await this.reader.next(this.timeoutMs));
+    } else {
+      await this.write(mail);
+      mailReply = await this.reader.next(this.timeoutMs);
+      if (mailReply.code === 250) {
+        for (const line of rcpts) {
+          await this.write(line);
+          rcptReplies.push(await this.reader.next(this.timeoutMs));
+        }
+      }
+    }
+    this.noteClosing(mailReply);
+    if (mailReply.code !== 250) return refuseAll(mailReply.code, mailReply.enhanced, mailReply.message, sendable);
+    const accepted: RecipientResult[] = [];
+    sendable.forEach((r, i) => {
+      const reply = rcptReplies[i];
+      this.noteClosing(reply);
+      // RFC 5321 §4.1.1.3: 250 or 251 accept the recipient.
+      if (reply.code === 250 || reply.code === 251) accepted.push(r);
+      else Object.assign(r, { code: reply.code, enhanced: reply.enhanced, message: reply.message, accepted: false });
+    });
+    if (accepted.length === 0 || !this.usable) {
+      if (!this.usable) refuseAll(421, '4.4.2', 'server closed the connection', accepted);
+      return { recipients: results };
+    }
+
+    const dataReply = await this.command('DATA');
+    if (dataReply.code !== 354) {
+      this.noteClosing(dataReply);
+      return refuseAll(dataReply.code, dataReply.enhanced, dataReply.message, accepted);
+    }
+    await this.writeBody(req.body);
+    const finals: SmtpReply[] = [];
+    // RFC 2033 §4.2: one reply per accepted RCPT, in RCPT order; SMTP: one reply for all.
+    const count = this.lmtp ? accepted.length : 1;
+    for (let i = 0; i < count; i++) finals.push(await this.reader.next(this.dataTimeoutMs));
+    this.dirty = false;
+    accepted.forEach((r, i) => {
+      const reply = finals[this.lmtp ? i : 0];
+      this.noteClosing(reply);
+      Object.assign(r, { code: reply.code, enhanced: reply.enhanced, message: reply.message, accepted: reply.code >= 200 && reply.code < 300 });
+    });
+    return { recipients: results };
+  }
+
+  private async writeBody(body: Buffer | Readable): Promise<void> {
+    const stuffer = new DotStuffer();
+    if (Buffer.isBuffer(body)) {
+      await this.write(Buffer.concat([stuffer.push(body), stuffer.end()]));
+      return;
+    }
+    try {
+      for await (const chunk of body) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+        await this.write(stuffer.push(bytes));
+      }
+    } catch (err) {
+      // Never send the final dot after a failed source: closing without it makes the server
+      // discard the partial message (RFC 5321 §4.1.1.4), so nothing truncated is delivered.
+      this.breakConnection();
+      throw err;
+    }
+    await this.write(stuffer.end());
+  }
+
+  private async command(line: string): Promise<SmtpReply> {
+    await this.write(`${line}\r\n`);
+    return this.reader.next(this.timeoutMs);
+  }
+
+  /** Write and wait for the socket to drain when its buffer is full, within the timeout. */
+  private async write(data: string | Buffer): Promise<void> {
+    if (this.reader.error) throw this.reader.error;
+    if (this.socket.write(data)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(this.reader.error ?? new MailClientError('ERR_SMTP_CONNECTION', 'connection closed while writing'));
+      const timer = setTimeout(() => {
+        const err = new MailClientError('ERR_SMTP_TIMEOUT', `could not write within ${this.timeoutMs} ms`);
+        this.reader.fail(err);
+        this.socket.destroy();
+        done(err);
+      }, this.timeoutMs);
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onClose);
+    });
+  }
+
+  /** RFC 5321 §3.8: 421 means the server is closing the channel. */
+  private noteClosing(reply: SmtpReply): void {
+    if (reply.code === 421) this.breakConnection();
+  }
+
+  private breakConnection(): void {
+    this.broken = true;
+    this.socket.destroy();
+  }
+}
+
+/** Parse EHLO/LHLO keyword lines (RFC 5321 §4.1.1.1) into {@link Capabilities}. */
+export function parseCapabilities(keywords: string[]): Capabilities {
+  const names = new Set(keywords.map((k) => k.split(/\s+/)[0]));
+  const sizeLine = keywords.find((k) => k.split(/\s+/)[0] === 'SIZE');
+  let size: number | undefined;
+  if (sizeLine !== undefined) {
+    const n = Number(sizeLine.split(/\s+/)[1] ?? '0');
+    size = Number.isFinite(n) && n >= 0 ? n : 0;
+  }
+  return {
+    pipelining: names.has('PIPELINING'),
+    eightBitMime: names.has('8BITMIME'),
+    smtpUtf8: names.has('SMTPUTF8'),
+    enhancedStatusCodes: names.has('ENHANCEDSTATUSCODES'),
+    size,
+    keywords,
+  };
+}
+
+function hasEightBit(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] > 0x7f) return true;
+  return false;
+}

@@ -1,0 +1,60 @@
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/**
+ * Turns message bytes into the DATA payload, one chunk at a time, so bodies stream with bounded
+ * memory:
+ * - every line ends in CRLF: a bare LF or bare CR becomes CRLF (RFC 5321 §2.3.8 forbids bare
+ *   ones; normalising them also closes the "SMTP smuggling" gap where a receiver reads `\n.\n`
+ *   as the end of data);
+ * - a line starting with `.` gets one more `.` (RFC 5321 §4.5.2 transparency);
+ * - {@link end} terminates the last line if needed and appends `.CRLF`.
+ *
+ * @example
+ * const s = new DotStuffer();
+ * socket.write(s.push(Buffer.from('.hi\n'))); // '..hi\r\n'
+ * socket.write(s.end());                      // '.\r\n'
+ */
+export class DotStuffer {
+  private atLineStart = true;
+  private pendingCr = false;
+
+  /** Transform one chunk. */
+  push(chunk: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
+    let o = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (this.pendingCr) {
+        this.pendingCr = false;
+        out[o++] = CR;
+        out[o++] = LF;
+        this.atLineStart = true;
+        if (b === LF) continue;
+      }
+      if (b === CR) {
+        this.pendingCr = true;
+        continue;
+      }
+      if (b === LF) {
+        out[o++] = CR;
+        out[o++] = LF;
+        this.atLineStart = true;
+        continue;
+      }
+      if (this.atLineStart && b === DOT) out[o++] = DOT;
+      this.atLineStart = false;
+      out[o++] = b;
+    }
+    return out.subarray(0, o);
+  }
+
+  /** The bytes that end the DATA payload: a final CRLF when the message lacks one, then `.CRLF`. */
+  end(): Buffer {
+    const tail = this.pendingCr || !this.atLineStart ? '\r\n.\r\n' : '.\r\n';
+    this.pendingCr = false;
+    this.atLineStart = true;
+    return Buffer.from(tail, 'latin1');
+  }
+}
