@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { MaildirError } from './errors.ts';
 
 /** One path component: no separators, no dot-only names, no control characters. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what we refuse
 const SAFE_PART = /^(?!\.{1,2}$)[^/\\\0-\x1f]+$/;
 
 /**
