@@ -1,0 +1,141 @@
+import { SMTPServer, type SMTPServerSession, type SMTPServerAddress } from 'smtp-server';
+import type { Logger } from '../../common/log.ts';
+import type { Placement } from './deliver.ts';
+import { formatReply, type Reply } from './reply.ts';
+import { readBounded } from './read-body.ts';
+
+/** What the mail-authentication step decided for one message (see sidecar/auth). */
+export interface CheckOutcome {
+  /** Set when the message must be refused (550 5.7.1) or deferred (451 4.7.x). */
+  refuse?: Reply;
+  /** The message to hand on: the original with Authentication-Results (and a quarantine mark). */
+  message: Buffer;
+}
+
+/** Input of the authentication step. */
+export interface CheckInput {
+  message: Buffer;
+  ip: string;
+  helo: string;
+  mailFrom: string;
+  recipients: string[];
+}
+
+/** Configuration of the public SMTP front door. */
+export interface FrontDoorConfig {
+  host: string;
+  port: number;
+  /** Name in the banner and EHLO reply. */
+  hostname: string;
+  /** The operator's public certificate for STARTTLS; without it STARTTLS is not offered (we never
+   * fall back to a built-in test certificate). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** SIZE limit in bytes, enforced while streaming (552 5.3.4). */
+  maxSize: number;
+  maxRecipients: number;
+  maxClients: number;
+  socketTimeoutMs: number;
+  placement: Placement;
+  /** Directory knowledge for RCPT validation: false = unknown user (550 5.1.1). */
+  isKnownUser?: (address: string) => boolean | undefined;
+  /** Mail authentication (SPF/DKIM/DMARC/ARC); absent = no checks (mesh-internal listeners). */
+  check?: (input: CheckInput) => Promise<CheckOutcome>;
+  /** Hands the message to a durable store and returns the answer the sender hears. */
+  handoff: (envelope: { from: string; recipients: string[] }, message: Buffer) => Promise<Reply>;
+  log: Logger;
+  /** Called once per transaction with its outcome, for metrics. */
+  onResult?: (result: 'accepted' | 'rejected' | 'deferred', recipients: string[]) => void;
+}
+
+/** A running front door. */
+export interface FrontDoor {
+  port: number;
+  /** Swap the public certificate live (e.g. after renewal); sessions keep running. */
+  updateTls(tls: { key: string | Buffer; cert: string | Buffer }): void;
+  close(): Promise<void>;
+}
+
+/** An smtp-server callback error with an SMTP reply: smtp-server prints `responseCode message`,
+ * so the enhanced status code goes at the start of the message (enhanced codes are not added by
+ * smtp-server with its defaults). */
+function smtpError(r: Reply): Error & { responseCode: number } {
+  return Object.assign(new Error(`${r.enhanced} ${r.message}`), { responseCode: r.code });
+}
+
+/**
+ * Start the public SMTP front door: RCPT is checked against placement (unhosted domain → 550
+ * 5.7.1, unknown user → 550 5.1.1), DATA is read within the SIZE limit, mail authentication
+ * decides, and the sender hears exactly what the durable store answered.
+ */
+export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
+  const server = new SMTPServer({
+    name: cfg.hostname,
+    banner: 'mailmesh',
+    size: cfg.maxSize,
+    rejectOversized: true,
+    authOptional: true,
+    // No AUTH on port 25: submission is Postfix's job. CHUNKING is not offered (smtp-server
+    // doesn't implement BDAT), SMTPUTF8 and 8BITMIME are (we pass bytes through untouched).
+    disabledCommands: cfg.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    ...(cfg.tls ? { key: cfg.tls.key, cert: cfg.tls.cert } : {}),
+    minVersion: 'TLSv1.2',
+    maxClients: cfg.maxClients,
+    socketTimeout: cfg.socketTimeoutMs,
+    closeTimeout: 5_000,
+    logger: false,
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      if (session.envelope.rcptTo.length >= cfg.maxRecipients) {
+        return callback(smtpError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
+      }
+      const where = cfg.placement(address.address);
+      if (where.kind === 'invalid') return callback(smtpError({ code: 501, enhanced: '5.1.3', message: 'bad recipient address syntax' }));
+      if (where.kind === 'not-hosted') return callback(smtpError({ code: 550, enhanced: '5.7.1', message: 'relay access denied: domain not hosted here' }));
+      if (cfg.isKnownUser?.(address.address) === false) {
+        return callback(smtpError({ code: 550, enhanced: '5.1.1', message: 'no such user here' }));
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      void (async () => {
+        const recipients = session.envelope.rcptTo.map((r) => r.address);
+        const body = await readBounded(stream, cfg.maxSize);
+        // Over the limit: smtp-server answers 552 5.3.4 itself (rejectOversized); nothing kept.
+        if (!body) return callback(null);
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        let message = body;
+        if (cfg.check) {
+          const outcome = await cfg.check({ message: body, ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', mailFrom: from, recipients });
+          if (outcome.refuse) {
+            cfg.onResult?.(outcome.refuse.code >= 500 ? 'rejected' : 'deferred', recipients);
+            return callback(smtpError(outcome.refuse));
+          }
+          message = outcome.message;
+        }
+        const reply = await cfg.handoff({ from, recipients }, message);
+        cfg.log.info({ event: 'smtp.message', session: session.id, recipients: recipients.length, reply: formatReply(reply) }, 'message handled');
+        if (reply.code >= 200 && reply.code < 300) {
+          cfg.onResult?.('accepted', recipients);
+          return callback(null, `${reply.enhanced} ${reply.message}`);
+        }
+        cfg.onResult?.(reply.code >= 500 ? 'rejected' : 'deferred', recipients);
+        callback(smtpError(reply));
+      })().catch((err: Error) => {
+        cfg.log.error({ event: 'smtp.error', err: err.message }, 'front door failure');
+        callback(smtpError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
+      });
+    },
+  });
+  server.on('error', (err) => cfg.log.warn({ event: 'smtp.server_error', err: err.message }, 'smtp server error'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => resolve());
+  });
+  const port = (server.server.address() as { port: number }).port;
+  return {
+    port,
+    updateTls(tls) {
+      server.updateSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,58 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** A connection lent by a pool; give it back with `release(reusable)`. */
+export interface Lease {
+  socket: Duplex;
+  release(reusable: boolean): void;
+}
+
+/** Opens (or lends) a connection to a shard's mail store. */
+export type Connector = (shardId: string) => Promise<Lease>;
+
+/**
+ * A small pool of plain TCP connections to one loopback address (the local Dovecot LMTP or the
+ * embedded store). Connections are reused across transactions, like Postfix's own LMTP
+ * connection cache; an idle connection that the server closed is dropped.
+ */
+export class TcpPool {
+  private readonly idle: net.Socket[] = [];
+  private readonly host: string;
+  private readonly port: number;
+  private readonly maxIdle: number;
+  constructor(address: string, maxIdle = 8) {
+    const i = address.lastIndexOf(':');
+    this.host = address.slice(0, i).replace(/^\[|\]$/g, '');
+    this.port = Number(address.slice(i + 1));
+    this.maxIdle = maxIdle;
+  }
+
+  /** Lend a connection (an idle one when there is one). */
+  async acquire(): Promise<Lease> {
+    let socket = this.idle.pop();
+    while (socket && (socket.destroyed || !socket.writable)) socket = this.idle.pop();
+    if (!socket) {
+      const s = net.connect(this.port, this.host);
+      await new Promise<void>((resolve, reject) => {
+        s.once('connect', resolve);
+        s.once('error', reject);
+      });
+      s.on('error', () => s.destroy());
+      s.setNoDelay(true);
+      socket = s;
+    }
+    const sock = socket;
+    return {
+      socket: sock,
+      release: (reusable) => {
+        if (reusable && !sock.destroyed && this.idle.length < this.maxIdle) this.idle.push(sock);
+        else sock.destroy();
+      },
+    };
+  }
+
+  /** Close every idle connection. */
+  close(): void {
+    for (const s of this.idle.splice(0)) s.destroy();
+  }
+}
