@@ -1,0 +1,294 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { MailClient } from '../../sidecar/lmtp/client.ts';
+import { MailClientError } from '../../sidecar/lmtp/errors.ts';
+import { startMaildirLmtp } from '../../sidecar/maildir/server.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+interface Received {
+  from: string;
+  params: Record<string, unknown>;
+  to: string[];
+  data: Buffer;
+}
+
+/** An smtp-server test double; `decide` gives the per-recipient LMTP answers after DATA. */
+async function startDouble(opts: Partial<SMTPServerOptions> & { decide?: (rcpts: string[]) => (string | Error)[] }): Promise<{ port: number; received: Received[] }> {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  const { decide, ...rest } = opts;
+  const server = new SMTPServer({
+    logger: false,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    hideENHANCEDSTATUSCODES: false,
+    onRcptTo(addr, _s, cb) {
+      if (addr.address.startsWith('unknown')) return cb(Object.assign(new Error('No such user'), { responseCode: 550 }));
+      cb();
+    },
+    onData(stream, session: SMTPServerSession, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const to = session.envelope.rcptTo.map((r) => r.address);
+        const mailFrom = session.envelope.mailFrom;
+        received.push({ from: mailFrom ? mailFrom.address : '', params: (mailFrom ? mailFrom.args : {}) || {}, to, data: Buffer.concat(chunks) });
+        cb(null, decide ? decide(to) : undefined);
+      });
+    },
+    ...rest,
+  });
+  server.server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('error', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    for (const s of sockets) s.destroy();
+  }));
+  return { port: (server.server.address() as AddressInfo).port, received };
+}
+
+/** A scripted raw server: `onLine` answers each command line (or stays silent). */
+async function startRaw(greeting: string | null, onLine: (line: string, socket: Socket) => void, chunks: string[] = []): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    if (greeting !== null) socket.write(greeting);
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d.toString('latin1'));
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (line === 'QUIT') socket.end('221 bye\r\n');
+        else onLine(line, socket);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => resolve());
+  }));
+  return (server.address() as AddressInfo).port;
+}
+
+async function open(port: number, lmtp = true, timeoutMs = 5000): Promise<MailClient> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  return MailClient.open(socket, { lmtp, heloName: 'client.test', timeoutMs });
+}
+
+describe('MailClient over LMTP', () => {
+  test('reports one reply per recipient: accepted, refused at RCPT (550), failed after DATA (451)', async () => {
+    const srv = await startDouble({
+      lmtp: true,
+      decide: (rcpts) => rcpts.map((r) => (r.startsWith('tempfail') ? Object.assign(new Error('Disk trouble'), { responseCode: 451 }) : 'stored')),
+    });
+    const client = await open(srv.port);
+    assert.equal(client.capabilities.pipelining, true);
+    assert.equal(client.capabilities.enhancedStatusCodes, true);
+    const res = await client.send({ from: 'a@x.test', recipients: ['ok@y.test', 'unknown@y.test', 'tempfail@y.test'], body: Buffer.from('Subject: t\r\n\r\nhello\r\n') });
+    assert.deepEqual(res.recipients.map((r) => [r.address, r.code, r.enhanced, r.accepted]), [
+      ['ok@y.test', 250, '2.6.0', true],
+      ['unknown@y.test', 550, '5.1.1', false],
+      ['tempfail@y.test', 451, '4.3.0', false],
+    ]);
+    assert.equal(res.recipients[2].message, 'Disk trouble');
+    assert.deepEqual(srv.received[0].to, ['ok@y.test', 'tempfail@y.test']);
+    assert.equal(client.usable, true);
+    await client.quit();
+    assert.equal(client.usable, false);
+  });
+
+  test('sends no DATA when no recipient is accepted, and the connection stays usable', async () => {
+    const srv = await startDouble({ lmtp: true });
+    const client = await open(srv.port);
+    const res = await client.send({ from: 'a@x.test', recipients: ['unknown1@y.test', 'unknown2@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(res.recipients.map((r) => r.code), [550, 550]);
+    assert.equal(srv.received.length, 0);
+    const ok = await client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: Buffer.from('x\r\n') });
+    assert.equal(ok.recipients[0].code, 250);
+    assert.equal(srv.received.length, 1);
+    await client.quit();
+  });
+
+  test('dot-stuffs lines starting with "." and normalises bare LF: the server receives the message exactly', async () => {
+    const srv = await startDouble({ lmtp: true });
+    const client = await open(srv.port);
+    const body = 'Subject: dots\n\n.\n..\n.leading\nmid.dle\n. \nlast';
+    await client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: Buffer.from(body) });
+    // A streamed body with a dot right after a chunk boundary.
+    await client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: Readable.from([Buffer.from('Subject: s\r\n\r\nline\r\n'), Buffer.from('.dot\r\n'), Buffer.from('.\r\n')]) });
+    await client.quit();
+    assert.equal(srv.received[0].data.toString('latin1'), 'Subject: dots\r\n\r\n.\r\n..\r\n.leading\r\nmid.dle\r\n. \r\nlast\r\n');
+    assert.equal(srv.received[1].data.toString('latin1'), 'Subject: s\r\n\r\nline\r\n.dot\r\n.\r\n');
+  });
+
+  test('declares BODY=8BITMIME only for 8-bit content on servers that offer it', async () => {
+    const srv = await startDouble({ lmtp: true });
+    const client = await open(srv.port);
+    assert.equal(client.capabilities.eightBitMime, true);
+    const eight = Buffer.from('Subject: =?UTF-8?B?5pel5pys?=\r\n\r\n日本語のメール\r\n', 'utf8');
+    await client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: eight });
+    await client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: Buffer.from('Subject: ascii\r\n\r\nplain\r\n') });
+    await client.quit();
+    assert.equal(srv.received[0].params.BODY, '8BITMIME');
+    assert.deepEqual(srv.received[0].data, eight);
+    assert.equal(srv.received[1].params.BODY, undefined);
+
+    const old = await startDouble({ lmtp: true, hide8BITMIME: true, hideSMTPUTF8: true });
+    const c2 = await open(old.port);
+    assert.equal(c2.capabilities.eightBitMime, false);
+    await c2.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: eight });
+    // RFC 6531 §3.2: a UTF-8 address must not be sent to a server without SMTPUTF8.
+    const utf8 = await c2.send({ from: 'a@x.test', recipients: ['用户@y.test'], body: eight });
+    await c2.quit();
+    assert.equal(old.received[0].params.BODY, undefined);
+    assert.deepEqual(utf8.recipients.map((r) => [r.code, r.enhanced]), [[553, '5.6.7']]);
+    assert.equal(old.received.length, 1);
+  });
+
+  test('sends SMTPUTF8 for a UTF-8 envelope when offered', async () => {
+    const srv = await startDouble({ lmtp: true });
+    const client = await open(srv.port);
+    const res = await client.send({ from: 'a@x.test', recipients: ['用户@y.test'], body: Buffer.from('Subject: u\r\n\r\nx\r\n') });
+    await client.quit();
+    assert.equal(res.recipients[0].code, 250);
+    assert.equal(srv.received[0].params.SMTPUTF8, true);
+    assert.deepEqual(srv.received[0].to, ['用户@y.test']);
+  });
+
+  test('carries 50 transactions on one connection into the embedded Maildir backend, byte-exact', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'mailmesh-lmtp-'));
+    const lmtp = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root });
+    cleanups.push(async () => {
+      await lmtp.close();
+      await rm(root, { recursive: true, force: true });
+    });
+    const client = await open(lmtp.port);
+    const sent: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const body = `Subject: n${i}\r\n\r\n.body ${i}\r\n`;
+      sent.push(body);
+      const res = await client.send({ from: 'a@x.test', recipients: ['pool@mail.test'], body: Buffer.from(body) });
+      assert.equal(res.recipients[0].code, 250, `transaction ${i}`);
+      // An explicit RSET between transactions is harmless.
+      if (i % 10 === 0) await client.reset();
+    }
+    assert.equal(client.usable, true);
+    await client.quit();
+    const dir = join(lmtp.pathOf('pool@mail.test'), 'new');
+    const stored = await Promise.all((await readdir(dir)).map((n) => readFile(join(dir, n), 'latin1')));
+    assert.deepEqual(stored.sort(), sent.sort());
+  });
+});
+
+describe('MailClient over SMTP', () => {
+  test('one DATA reply covers every accepted recipient; refused ones keep their RCPT code', async () => {
+    const srv = await startDouble({});
+    const client = await open(srv.port, false);
+    const res = await client.send({ from: '', recipients: ['a@y.test', 'unknown@y.test', 'b@y.test'], body: Buffer.from('Subject: s\r\n\r\nx\r\n') });
+    await client.quit();
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.accepted]), [[250, true], [550, false], [250, true]]);
+    assert.equal(srv.received[0].from, '');
+    assert.deepEqual(srv.received[0].to, ['a@y.test', 'b@y.test']);
+  });
+
+  test('a DATA failure applies to all accepted recipients', async () => {
+    const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
+      if (line.startsWith('EHLO')) s.write('250-raw\r\n250 ENHANCEDSTATUSCODES\r\n');
+      else if (line.startsWith('MAIL') || line.startsWith('RCPT')) s.write('250 2.1.0 ok\r\n');
+      else if (line === 'DATA') s.write('354 go\r\n');
+      else if (line === '.') s.write('451 4.3.0 queue trouble\r\n');
+    });
+    const client = await open(port, false);
+    assert.equal(client.capabilities.pipelining, false);
+    const res = await client.send({ from: 'a@x.test', recipients: ['a@y.test', 'b@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.enhanced, r.message, r.accepted]), [
+      [451, '4.3.0', 'queue trouble', false],
+      [451, '4.3.0', 'queue trouble', false],
+    ]);
+    await client.quit();
+  });
+
+  test('uses PIPELINING: MAIL and all RCPTs go in one write', async () => {
+    const chunks: string[] = [];
+    const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
+      if (line.startsWith('EHLO')) s.write('250-raw\r\n250-PIPELINING\r\n250 SIZE 1000\r\n');
+      else if (line.startsWith('MAIL') || line.startsWith('RCPT')) s.write('250 ok\r\n');
+      else if (line === 'DATA') s.write('354 go\r\n');
+      else if (line === '.') s.write('250 queued\r\n');
+    }, chunks);
+    const client = await open(port, false);
+    assert.equal(client.capabilities.size, 1000);
+    await client.send({ from: 'a@x.test', recipients: ['a@y.test', 'b@y.test'], body: Buffer.from('x\r\n') });
+    await client.quit();
+    assert.ok(chunks.includes('MAIL FROM:<a@x.test> SIZE=3\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n'), JSON.stringify(chunks));
+  });
+});
+
+describe('MailClient failures', () => {
+  test('a server that stops answering gives ERR_SMTP_TIMEOUT and an unusable connection', async () => {
+    const port = await startRaw('220 slow LMTP\r\n', (line, s) => {
+      if (line.startsWith('LHLO')) s.write('250-slow\r\n250 PIPELINING\r\n');
+      // MAIL and RCPT get answers; the final dot never does.
+      else if (line.startsWith('MAIL') || line.startsWith('RCPT')) s.write('250 ok\r\n');
+      else if (line === 'DATA') s.write('354 go\r\n');
+    });
+    const client = await open(port, true, 300);
+    await assert.rejects(client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('x\r\n') }), (err: unknown) => err instanceof MailClientError && err.code === 'ERR_SMTP_TIMEOUT');
+    assert.equal(client.usable, false);
+    await assert.rejects(client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('x\r\n') }), (err: unknown) => err instanceof MailClientError);
+  });
+
+  test('a silent server times out in open()', async () => {
+    const port = await startRaw(null, () => {});
+    await assert.rejects(open(port, true, 200), { code: 'ERR_SMTP_TIMEOUT' });
+  });
+
+  test('a server that hangs up gives ERR_SMTP_CONNECTION', async () => {
+    const port = await startRaw('220 bye LMTP\r\n', (line, s) => {
+      if (line.startsWith('LHLO')) s.write('250 ok\r\n');
+      else s.destroy();
+    });
+    const client = await open(port);
+    await assert.rejects(client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('x\r\n') }), { code: 'ERR_SMTP_CONNECTION' });
+    assert.equal(client.usable, false);
+  });
+
+  test('a refused greeting is ERR_SMTP_REJECTED with the reply code', async () => {
+    const port = await startRaw('554 5.3.2 not today\r\n', () => {});
+    await assert.rejects(open(port), { code: 'ERR_SMTP_REJECTED', replyCode: 554 });
+  });
+
+  test('garbage instead of a reply is ERR_SMTP_PROTOCOL', async () => {
+    const port = await startRaw('HTTP/1.1 400 Bad Request\r\n', () => {});
+    await assert.rejects(open(port), { code: 'ERR_SMTP_PROTOCOL' });
+  });
+
+  test('addresses that would inject commands are refused locally', async () => {
+    const srv = await startDouble({ lmtp: true });
+    const client = await open(srv.port);
+    const res = await client.send({ from: 'a@x.test', recipients: ['ok@y.test>\r\nRCPT TO:<evil@z.test', 'ok@y.test'], body: Buffer.from('x\r\n') });
+    await client.quit();
+    assert.deepEqual(res.recipients.map((r) => r.code), [501, 250]);
+    assert.deepEqual(srv.received[0].to, ['ok@y.test']);
+  });
+});

@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DotStuffer } from '../../sidecar/lmtp/dot-stuff.ts';
+import { parseReply } from '../../sidecar/lmtp/reply.ts';
+
+function stuff(chunks: string[]): string {
+  const s = new DotStuffer();
+  return Buffer.concat([...chunks.map((c) => s.push(Buffer.from(c, 'latin1'))), s.end()]).toString('latin1');
+}
+
+test('dot-stuffing doubles a leading dot on every line (RFC 5321 §4.5.2)', () => {
+  assert.equal(stuff(['.a\r\nb.\r\n..c\r\n']), '..a\r\nb.\r\n...c\r\n.\r\n');
+});
+
+test('a lone dot line in the message cannot end the data', () => {
+  assert.equal(stuff(['a\r\n.\r\nb\r\n']), 'a\r\n..\r\nb\r\n.\r\n');
+});
+
+test('bare LF and bare CR become CRLF, so \\n.\\n cannot smuggle an end of data', () => {
+  assert.equal(stuff(['a\n.\nb\rc']), 'a\r\n..\r\nb\r\nc\r\n.\r\n');
+});
+
+test('state carries across chunk boundaries (CR|LF split, dot after a boundary)', () => {
+  assert.equal(stuff(['a\r', '\n', '.b\r', '.c\n', '.']), 'a\r\n..b\r\n..c\r\n..\r\n.\r\n');
+});
+
+test('a message without a final line break gets one before the terminator', () => {
+  assert.equal(stuff(['abc']), 'abc\r\n.\r\n');
+  assert.equal(stuff([]), '.\r\n');
+});
+
+test('8-bit bytes pass through untouched', () => {
+  const s = new DotStuffer();
+  const input = Buffer.from([0xe6, 0x97, 0xa5, 0x0a, 0x2e, 0xff]);
+  assert.deepEqual(Buffer.concat([s.push(input), s.end()]), Buffer.from([0xe6, 0x97, 0xa5, 0x0d, 0x0a, 0x2e, 0x2e, 0xff, 0x0d, 0x0a, 0x2e, 0x0d, 0x0a]));
+});
+
+test('reply parsing extracts RFC 3463 codes only when the class matches', () => {
+  assert.deepEqual(parseReply(550, ['5.1.1 <x@y>: no such user']), { code: 550, enhanced: '5.1.1', lines: ['<x@y>: no such user'], message: '<x@y>: no such user' });
+  assert.equal(parseReply(451, ['5.1.1 mismatched class']).enhanced, undefined);
+  assert.deepEqual(parseReply(250, ['2.0.0 first', '2.0.0 second']).lines, ['first', 'second']);
+});
