@@ -9,3 +9,5 @@ export { PolicyError, formatProblem, type Problem, type PolicyErrorCode } from '
 export { SCHEMA_PATH } from './schema-check.ts';
 export type { CompiledPolicy, CompiledDomain, CompiledShard } from './compiled.ts';
 export type { Policy, Shard, Domain, Rule, Target, RouteResult, AuthorizationRule, DkimKeyRef, DomainAuth, ShardBackends } from './types.ts';
+export { planChanges, type Plan, type UserMove, type HashedMovement } from './plan.ts';
+export { exportRevision } from './git.ts';
