@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import type { TrustBundle } from '../../ca/bundle.ts';
+import type { Clock } from '../../common/clock.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Identity } from '../identity/identity.ts';
+import { isMeshAlpn, type MeshAlpn } from './alpn.ts';
+import { parseHostPort } from './address.ts';
+import { checkPeer, type Revocations } from './check-peer.ts';
+import { DEFAULT_GROUPS, groupFromSessionDer } from './groups.ts';
+import { IntermediateCache, peerChainOf } from './peer-chain.ts';
+import { splice } from './splice.ts';
+import { meshContextOptions } from './tls-context.ts';
+
+/** Configuration of {@link startIngress}. Functions are read on every connection, so a new
+ * snapshot (policy, revocations, bundle) applies to the next handshake without a restart. */
+export interface IngressConfig {
+  host: string;
+  /** 0 for an ephemeral port (tests). */
+  port: number;
+  identity: () => Identity | undefined;
+  trustDomain: () => string;
+  bundle: () => TrustBundle;
+  /** Policy: may this peer reach this shard? */
+  authorize: (peerSpiffeId: string) => boolean;
+  revoked: () => Revocations;
+  /** ALPN protocol → local backend `host:port`. */
+  backends: Partial<Record<MeshAlpn, string>>;
+  clock: Clock;
+  log?: Logger;
+  /** Key-exchange groups, OpenSSL syntax (default {@link DEFAULT_GROUPS}). */
+  groups?: string;
+  /** Abort handshakes that take longer (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Close spliced sessions idle for this long (default 10 min). */
+  idleTimeoutMs?: number;
+}
+
+/** Counters of an ingress, for metrics and tests. */
+export interface IngressStats {
+  accepted: number;
+  /** Refusals by reason code (`ERR_NO_CHAIN`, `ERR_MESH_NOT_AUTHORIZED`, …). */
+  rejected: Record<string, number>;
+  /** Negotiated key-exchange groups of completed handshakes (e.g. `X25519MLKEM768`). */
+  groups: Record<string, number>;
+  /** Accepted sessions whose backend could not be reached. */
+  backendErrors: number;
+  /** Accepted sessions that resumed a TLS session. */
+  resumed: number;
+}
+
+/** A running ingress. */
+export interface Ingress {
+  port: number;
+  stats: IngressStats;
+  /** Swap the TLS context to the current identity/bundle. Established sessions are untouched. */
+  updateIdentity(): void;
+  /** Sessions being spliced right now. */
+  activeSessions(): number;
+  /** Stop listening and destroy every session. */
+  close(): Promise<void>;
+}
+
+/** Refusal reasons of the ingress itself (the others are `ca/` verification codes). */
+export const INGRESS_REASONS = {
+  ownIdentity: 'ERR_MESH_IDENTITY_EXPIRED',
+  noIdentity: 'ERR_MESH_NO_IDENTITY',
+  alpn: 'ERR_MESH_UNKNOWN_ALPN',
+  unauthorized: 'ERR_MESH_NOT_AUTHORIZED',
+  handshake: 'ERR_MESH_HANDSHAKE',
+} as const;
+
+/**
+ * Start the mesh ingress: a TLS 1.3 listener that requires a client certificate, verifies it with
+ * `ca/verify.ts` itself (node's verifier is off so that each refusal has a reason code), checks
+ * the identity against policy and revocations, then splices the session to the local backend
+ * chosen by ALPN. Refused peers are logged and counted per reason; their socket is closed before
+ * a single byte reaches a backend.
+ *
+ * @example
+ * const ingress = await startIngress({ host: '0.0.0.0', port: 8443, identity: () => rotator.current(),
+ *   trustDomain: () => td, bundle: () => snapshot.bundle, authorize: (id) => authorize(policy, id, shard),
+ *   revoked: () => snapshot.revoked, backends: { 'mailmesh-lmtp': '127.0.0.1:24' }, clock: systemClock });
+ * rotator.onRotate(() => ingress.updateIdentity());
+ */
+export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
+  const groups = cfg.groups ?? DEFAULT_GROUPS;
+  const idleTimeoutMs = cfg.idleTimeoutMs ?? 600_000;
+  // One ticket key for the life of the listener: rotating the certificate must not invalidate
+  // the session tickets peers hold, or every rotation would cost a full handshake per peer.
+  const ticketKeys = randomBytes(48);
+  const stats: IngressStats = { accepted: 0, rejected: {}, groups: {}, backendErrors: 0, resumed: 0 };
+  const intermediates = new IntermediateCache();
+  const sessions = new Set<net.Socket>();
+  // Every TCP connection, handshaking or not, so that close() never waits on a stalled peer.
+  const connections = new Set<net.Socket>();
+  const backends = new Map<string, { host: string; port: number }>();
+  for (const [alpn, addr] of Object.entries(cfg.backends)) if (addr) backends.set(alpn, parseHostPort(addr));
+
+  const reject = (socket: TLSSocket | net.Socket | undefined, reason: string, fields: Record<string, unknown> = {}) => {
+    stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
+    cfg.log?.warn({ reason, remote: socket?.remoteAddress, ...fields }, 'mesh peer refused');
+    socket?.destroy();
+  };
+
+  let contextSerial = '';
+  let contextBundle: TrustBundle | undefined;
+  const contextOptions = () => {
+    const id = cfg.identity();
+    const bundle = cfg.bundle();
+    contextSerial = id?.serial ?? '';
+    if (id) intermediates.rememberPem(id.chainPem);
+    contextBundle = bundle;
+    // Without an identity yet the listener still has to exist; handshakes then fail and are
+    // counted as ERR_MESH_HANDSHAKE, and the check below refuses anything that gets through.
+    return id ? meshContextOptions(id, bundle, groups, ticketKeys) : { minVersion: 'TLSv1.3' as const, ecdhCurve: groups, ticketKeys };
+  };
+
+  const server = tls.createServer({
+    ...contextOptions(),
+    requestCert: true,
+    rejectUnauthorized: false,
+    allowHalfOpen: true,
+    handshakeTimeout: cfg.handshakeTimeoutMs ?? 10_000,
+    // RFC 7301 §3.2: a server that supports none of the client's protocols answers with the
+    // no_application_protocol alert; returning undefined makes node do that.
+    ALPNCallback: ({ protocols }) => protocols.find((p) => isMeshAlpn(p) && backends.has(p)),
+  });
+
+  const updateIdentity = () => {
+    server.setSecureContext(contextOptions());
+    cfg.log?.info({ serial: contextSerial }, 'mesh ingress context updated');
+  };
+  // Before node wraps a new TCP connection in TLS: pick up a rotated identity or bundle even if
+  // nobody called updateIdentity (cheap: two comparisons per connection).
+  server.prependListener('connection', (raw: net.Socket) => {
+    connections.add(raw);
+    raw.once('close', () => connections.delete(raw));
+    if ((cfg.identity()?.serial ?? '') !== contextSerial || cfg.bundle() !== contextBundle) updateIdentity();
+  });
+
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    const alpn = /no.application.protocol|ALPN/i.test(`${err.code ?? ''} ${err.message}`);
+    reject(socket, alpn ? INGRESS_REASONS.alpn : INGRESS_REASONS.handshake, { err: err.message });
+  });
+
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const group = groupFromSessionDer(socket.getSession());
+    if (group) stats.groups[group] = (stats.groups[group] ?? 0) + 1;
+    const now = cfg.clock.now();
+    const own = cfg.identity();
+    if (!own) return reject(socket, INGRESS_REASONS.noIdentity);
+    // Fail closed: past our own notAfter we must not claim to be a mesh node.
+    if (now >= own.notAfter.getTime()) return reject(socket, INGRESS_REASONS.ownIdentity, { notAfter: own.notAfter.toISOString() });
+    const alpn = socket.alpnProtocol;
+    const backend = typeof alpn === 'string' ? backends.get(alpn) : undefined;
+    if (!backend) return reject(socket, INGRESS_REASONS.alpn, { alpn });
+
+    const bundle = cfg.bundle();
+    const chain = intermediates.complete(peerChainOf(socket), bundle);
+    const decision = checkPeer({
+      chain,
+      bundle,
+      trustDomain: cfg.trustDomain(),
+      usage: 'client',
+      now,
+      revoked: cfg.revoked(),
+      authorize: cfg.authorize,
+      unauthorizedReason: INGRESS_REASONS.unauthorized,
+    });
+    if (!decision.ok) return reject(socket, decision.reason, { why: decision.message, peer: chain[0]?.subjectAltName });
+    intermediates.remember(chain);
+    stats.accepted++;
+    if (socket.isSessionReused()) stats.resumed++;
+
+    const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
+    sessions.add(socket);
+    upstream.once('error', (err) => {
+      stats.backendErrors++;
+      cfg.log?.error({ alpn, err: err.message }, 'mesh backend unreachable');
+    });
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    splice(socket, upstream, () => sessions.delete(socket));
+    cfg.log?.debug({ peer: decision.peer.spiffeId, serial: decision.peer.serial, alpn, group }, 'mesh session accepted');
+  });
+
+  server.on('error', (err) => cfg.log?.error({ err: err.message }, 'mesh ingress error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+
+  return {
+    port,
+    stats,
+    updateIdentity,
+    activeSessions: () => sessions.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.destroy();
+        for (const s of connections) s.destroy();
+        sessions.clear();
+      }),
+  };
+}
