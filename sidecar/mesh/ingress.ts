@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TrustBundle } from '../../ca/bundle.ts';
@@ -31,6 +31,12 @@ export interface IngressConfig {
   log?: Logger;
   /** Key-exchange groups, OpenSSL syntax (default {@link DEFAULT_GROUPS}). */
   groups?: string;
+  /**
+   * Issuing-CA certificates peers may be issued by besides ours (e.g. from the snapshot during an
+   * issuing-CA rotation). Needed because node's server side does not expose the intermediates a
+   * client sends (see peer-chain.ts); our own issuer is always known.
+   */
+  intermediates?: () => readonly X509Certificate[];
   /** Abort handshakes that take longer (default 10 s). */
   handshakeTimeoutMs?: number;
   /** Close spliced sessions idle for this long (default 10 min). */
@@ -158,6 +164,8 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     if (!backend) return reject(socket, INGRESS_REASONS.alpn, { alpn });
 
     const bundle = cfg.bundle();
+    const extra = cfg.intermediates?.();
+    if (extra) intermediates.add(extra);
     const chain = intermediates.complete(peerChainOf(socket), bundle);
     const decision = checkPeer({
       chain,

@@ -19,7 +19,12 @@ export class IntermediateCache {
 
   /** Remember the non-leaf certificates of a verified chain. */
   remember(chain: readonly X509Certificate[]): void {
-    for (const c of chain.slice(1)) {
+    this.add(chain.slice(1));
+  }
+
+  /** Remember candidate intermediates (they are verified like any presented certificate). */
+  add(certs: readonly X509Certificate[]): void {
+    for (const c of certs) {
       if (this.byFingerprint.has(c.fingerprint256)) continue;
       if (this.byFingerprint.size >= MAX_REMEMBERED) this.byFingerprint.clear();
       this.byFingerprint.set(c.fingerprint256, c);

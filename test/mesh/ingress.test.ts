@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TrustBundle } from '../../ca/bundle.ts';
+import { systemClock } from '../../common/clock.ts';
+import { startIngress, type Ingress } from '../../sidecar/mesh/ingress.ts';
+import { requireBinary } from '../helpers/real.ts';
+import { startBackend, type TestBackend } from './backend.ts';
+import { nodeClient, opensslClient } from './clients.ts';
+import { badLeaf, issueIdentity, makeCa } from './pki.ts';
+
+const H = 3_600_000;
+const ca = makeCa('mail.test');
+const otherCa = makeCa('mail.test');
+const otherTd = makeCa('other.test');
+const server = issueIdentity(ca, 's1', 'a');
+const good = issueIdentity(ca, 's2', 'b');
+const revokedSerial = issueIdentity(ca, 's2', 'c');
+const revokedId = issueIdentity(ca, 's2', 'd');
+const stranger = issueIdentity(ca, 's3', 'x');
+const unauthorized = new Set([stranger.spiffeId]);
+
+describe('mesh ingress', () => {
+  let backend: TestBackend;
+  let ingress: Ingress;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mm-ingress-'));
+    backend = await startBackend();
+    ingress = await startIngress({
+      host: '127.0.0.1',
+      port: 0,
+      identity: () => server,
+      trustDomain: () => 'mail.test',
+      // The other trust domain's root is trusted as an anchor, so its leaves reach the TD check.
+      bundle: () => new TrustBundle([...ca.bundle.roots, ...otherTd.bundle.roots]),
+      intermediates: () => [otherTd.issuer.cert],
+      authorize: (id) => !unauthorized.has(id),
+      revoked: () => ({ serials: new Set([revokedSerial.serial]), ids: new Set([revokedId.spiffeId]) }),
+      backends: { 'mailmesh-lmtp': backend.address },
+      clock: systemClock,
+    });
+  });
+  after(async () => {
+    await ingress?.close();
+    await backend?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const refusedCases: [string, () => { keyPem?: string; chainPem?: string }, string][] = [
+    ['no client certificate', () => ({}), 'ERR_NO_CHAIN'],
+    ['self-signed', () => badLeaf(ca, 'self-signed'), 'ERR_UNKNOWN_AUTHORITY'],
+    ['other CA', () => issueIdentity(otherCa, 's2', 'b'), 'ERR_UNKNOWN_AUTHORITY'],
+    ['expired', () => issueIdentity(ca, 's2', 'old', { now: Date.now() - 3 * H, ttlMs: H }), 'ERR_CERT_EXPIRED'],
+    ['not yet valid', () => issueIdentity(ca, 's2', 'new', { now: Date.now() + 3 * H, ttlMs: H }), 'ERR_CERT_NOT_YET_VALID'],
+    ['wrong trust domain', () => issueIdentity(otherTd, 's2', 'b'), 'ERR_WRONG_TRUST_DOMAIN'],
+    ['revoked serial', () => revokedSerial, 'ERR_REVOKED_SERIAL'],
+    ['revoked identity', () => revokedId, 'ERR_REVOKED_IDENTITY'],
+    ['identity not authorized for this shard', () => stranger, 'ERR_MESH_NOT_AUTHORIZED'],
+    ['leaf marked CA', () => badLeaf(ca, 'leaf-ca'), 'ERR_LEAF_IS_CA'],
+    ['wrong EKU (serverAuth only)', () => badLeaf(ca, 'server-eku-only'), 'ERR_MISSING_EKU'],
+  ];
+
+  for (const [name, material, reason] of refusedCases) {
+    test(`node client refused: ${name} → ${reason}`, async () => {
+      const before = ingress.stats.rejected[reason] ?? 0;
+      const lines = backend.lines.length;
+      const seen = await nodeClient(ingress.port, { ...material(), line: 'HELLO' });
+      assert.equal(seen.refused, true, `peer must not reach the backend; saw ${JSON.stringify(seen.data)}`);
+      assert.equal(seen.data, '');
+      assert.equal(ingress.stats.rejected[reason], before + 1);
+      assert.equal(backend.lines.length, lines, 'nothing reached the backend');
+    });
+  }
+
+  test('node client accepted: data flows both ways, negotiated group recorded', async () => {
+    const accepted = ingress.stats.accepted;
+    const seen = await nodeClient(ingress.port, { ...good, line: 'LHLO node' });
+    assert.equal(seen.refused, false);
+    assert.match(seen.data, /250 LHLO node/);
+    assert.ok(backend.lines.includes('LHLO node'));
+    assert.equal(ingress.stats.accepted, accepted + 1);
+    assert.ok((ingress.stats.groups['X25519MLKEM768'] ?? 0) >= 1, `groups: ${JSON.stringify(ingress.stats.groups)}`);
+  });
+
+  test('unknown ALPN is refused with ERR_MESH_UNKNOWN_ALPN', async () => {
+    const before = ingress.stats.rejected['ERR_MESH_UNKNOWN_ALPN'] ?? 0;
+    const seen = await nodeClient(ingress.port, { ...good, alpn: ['smtp'] });
+    assert.equal(seen.refused, true);
+    assert.equal(ingress.stats.rejected['ERR_MESH_UNKNOWN_ALPN'], before + 1);
+    const seen2 = await nodeClient(ingress.port, { ...good, alpn: [] });
+    assert.equal(seen2.refused, true);
+    assert.equal(ingress.stats.rejected['ERR_MESH_UNKNOWN_ALPN'], before + 2);
+  });
+
+  const opensslCases: [string, () => { keyPem?: string; chainPem?: string }, string | null][] = [
+    ['no client certificate', () => ({}), 'ERR_NO_CHAIN'],
+    ['other CA', () => issueIdentity(otherCa, 's2', 'b'), 'ERR_UNKNOWN_AUTHORITY'],
+    ['revoked serial', () => revokedSerial, 'ERR_REVOKED_SERIAL'],
+    ['not authorized', () => stranger, 'ERR_MESH_NOT_AUTHORIZED'],
+    ['valid mesh identity', () => good, null],
+  ];
+  for (const [name, material, reason] of opensslCases) {
+    test(`openssl s_client: ${name} → ${reason ?? 'spliced to the backend'}`, async (t) => {
+      const openssl = requireBinary(t, 'openssl');
+      if (!openssl) return;
+      const before = reason ? (ingress.stats.rejected[reason] ?? 0) : ingress.stats.accepted;
+      const line = `NOOP ${name.replace(/\W+/g, '-')}`;
+      const seen = await opensslClient(openssl, dir, ingress.port, { ...material(), caPem: ca.bundlePem, line });
+      if (reason) {
+        assert.equal(seen.refused, true, `openssl saw ${JSON.stringify(seen.data)}`);
+        assert.equal(ingress.stats.rejected[reason], before + 1);
+        assert.ok(!backend.lines.includes(line));
+      } else {
+        assert.match(seen.data, /220 backend ready/);
+        assert.match(seen.data, new RegExp(`250 ${line}`));
+        assert.ok(backend.lines.includes(line));
+        assert.equal(ingress.stats.accepted, before + 1);
+      }
+    });
+  }
+});
+
+test('ingress refuses new connections once its own certificate is expired (fail closed)', async () => {
+  const expiredOwn = issueIdentity(ca, 's1', 'a', { now: Date.now() - 3 * H, ttlMs: H });
+  const backend = await startBackend();
+  const ingress = await startIngress({
+    host: '127.0.0.1',
+    port: 0,
+    identity: () => expiredOwn,
+    trustDomain: () => 'mail.test',
+    bundle: () => ca.bundle,
+    authorize: () => true,
+    revoked: () => ({ serials: new Set(), ids: new Set() }),
+    backends: { 'mailmesh-lmtp': backend.address },
+    clock: systemClock,
+  });
+  try {
+    const seen = await nodeClient(ingress.port, { ...good, line: 'HELLO' });
+    assert.equal(seen.refused, true);
+    assert.equal(ingress.stats.rejected['ERR_MESH_IDENTITY_EXPIRED'], 1);
+    assert.equal(backend.connections, 0);
+  } finally {
+    await ingress.close();
+    await backend.close();
+  }
+});
