@@ -1,6 +1,7 @@
 import { globToRegExp } from './glob.ts';
 import { hashSet } from './resolve-directory.ts';
 import type { CompiledAuthz, CompiledDomain, CompiledPolicy, CompiledShard } from './compiled.ts';
+import type { UserIndex } from './user-index.ts';
 import type { AuthorizationRule, Domain, Policy, RouteResult, ShardBackends } from './types.ts';
 
 /** Overrides applied while compiling, e.g. by the local demo, which learns its ports only at
@@ -34,7 +35,7 @@ export function compileAuthz(rules: AuthorizationRule[]): CompiledAuthz[] {
 export function compileDomain(
   d: Omit<Domain, 'directory' | 'at'>,
   shards: CompiledShard[],
-  users: Map<string, number> | undefined,
+  users: UserIndex | undefined,
   placement: Int32Array,
   directoryFiles: string[],
 ): CompiledDomain {
@@ -61,6 +62,7 @@ export function compileDomain(
     auth: d.auth,
     directoryIsComplete: d.directoryIsComplete,
     users,
+    separatorCode: d.subaddressSeparator === '' ? -1 : d.subaddressSeparator.charCodeAt(0),
     placement,
     directoryFiles,
     rules: d.rules,

@@ -1,4 +1,5 @@
 // The compiled snapshot: everything route() and authorize() need, laid out for O(1) lookups.
+import type { UserIndex } from './user-index.ts';
 import type { AuthorizationRule, DomainAuth, Policy, RouteResult, Rule, ShardBackends, Target } from './types.ts';
 
 /** A shard as the mesh sees it. */
@@ -28,7 +29,9 @@ export interface CompiledDomain {
   auth: DomainAuth;
   directoryIsComplete: boolean;
   /** Normalized local part → row in `placement`; undefined without a directory. */
-  users: Map<string, number> | undefined;
+  users: UserIndex | undefined;
+  /** Char code of the subaddress separator, -1 when disabled. */
+  separatorCode: number;
   /** `ruleSlot * 65536 + shardIndex` per row. */
   placement: Int32Array;
   directoryFiles: string[];

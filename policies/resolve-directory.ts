@@ -11,6 +11,7 @@ import { globToRegExp } from './glob.ts';
 import { addressHash, rendezvous, shardSeed } from './hash.ts';
 import type { DomainDraft } from './model.ts';
 import type { DirectoryTable, Rule, Shard } from './types.ts';
+import { UserIndex } from './user-index.ts';
 
 /** Most problems reported per directory file; past it one summary line says how many more. */
 export const MAX_PROBLEMS_PER_FILE = 1000;
@@ -65,7 +66,7 @@ export function resolveDirectory(
   });
   const def = hashSet(domain.defaultShardIds, shardIndex);
   const defaultSlot = domain.rules.length + 1;
-  const index = new Map<string, number>();
+  const index = new UserIndex(domain.name);
   let placement = new Int32Array(1024);
   const lines: number[] = [];
   const fileOf: number[] = [];
@@ -105,8 +106,9 @@ export function resolveDirectory(
         return;
       }
       if (!domain.caseSensitive) local = local.toLowerCase();
-      const prev = index.get(local);
-      if (prev !== undefined) {
+      const h = addressHash(local, domain.name);
+      const prev = index.find(local, h);
+      if (prev >= 0) {
         bad(row.line, row.addressCol, 'ERR_POLICY_USER_TWICE',
           `user "${local}@${domain.name}" is assigned twice (first at ${files[fileOf[prev]]}:${lines[prev]})`);
         return;
@@ -132,7 +134,6 @@ export function resolveDirectory(
           if (ok && r.re !== undefined) ok = r.re.test(local);
           if (ok) matches.push(r);
         }
-        const h = addressHash(local, domain.name);
         if (matches.length === 0) {
           packed = defaultSlot * 65536 + rendezvous(h, def.indexes, def.seeds);
         } else {
@@ -156,7 +157,7 @@ export function resolveDirectory(
       placement[rowNo] = packed;
       lines.push(row.line);
       fileOf.push(fileNo);
-      index.set(local, rowNo);
+      index.add(local, h);
     }, fileProblems);
     for (const p of fileProblems) bad(p.line, p.col, p.code, p.message);
     if (count > MAX_PROBLEMS_PER_FILE) {

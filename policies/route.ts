@@ -1,6 +1,6 @@
 import { normalizeDomain } from './address.ts';
 import type { CompiledDomain, CompiledPolicy } from './compiled.ts';
-import { addressHash, rendezvous } from './hash.ts';
+import { addressHash, fnv1a, rendezvous } from './hash.ts';
 import type { RouteResult } from './types.ts';
 
 const NOT_HOSTED: RouteResult = Object.freeze({ kind: 'not-hosted' });
@@ -8,6 +8,15 @@ const INVALID: RouteResult = Object.freeze({ kind: 'invalid' });
 
 /** Find the domain of an address (RFC 5321 §2.4: domains compare case-insensitively). */
 function domainOf(compiled: CompiledPolicy, address: string, at: number): CompiledDomain | undefined {
+  // Few domains (the common case): compare in place, no substring, no hashing.
+  const domains = compiled.domains;
+  if (domains.length <= 8) {
+    const len = address.length - at - 1;
+    for (let i = 0; i < domains.length; i++) {
+      const d = domains[i];
+      if (d.name.length === len && address.endsWith(d.name)) return d;
+    }
+  }
   const raw = address.slice(at + 1);
   return compiled.domainMap.get(raw) ?? compiled.domainMap.get(normalizeDomain(raw));
 }
@@ -24,10 +33,15 @@ function localKey(d: CompiledDomain, address: string, at: number): string {
   return d.caseSensitive ? local : local.toLowerCase();
 }
 
+/** FNV-1a continuation constants, as in hash.ts. */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 /**
  * Where does `address` live? Directory override → local-part rules → the domain's rendezvous
- * hash. O(1) on the compiled snapshot and allocation-light: the returned objects are shared and
- * frozen.
+ * hash. O(1) on the compiled snapshot and, for ASCII addresses found in the directory,
+ * allocation-free: the local part is folded and hashed in place and the returned objects are
+ * shared and frozen.
  *
  * @example
  * route(compiled, 'bob+lists@mail.test')  // { kind: 'shard', shard: 'osaka-1', region: 'jp', rule: 'directory', … }
@@ -38,21 +52,49 @@ export function route(compiled: CompiledPolicy, address: string): RouteResult {
   if (at <= 0 || at === address.length - 1) return INVALID;
   const d = domainOf(compiled, address, at);
   if (d === undefined) return NOT_HOSTED;
-  const local = localKey(d, address, at);
-  if (local.length === 0) return INVALID;
+  const fold = !d.caseSensitive;
+  const sep = d.separatorCode;
+  // Hash the routing key while scanning: RFC 5233 subaddress cut, RFC 5321 §2.4 case folding.
+  let h = FNV_OFFSET;
+  let end = at;
+  let ascii = true;
+  for (let i = 0; i < at; i++) {
+    let c = address.charCodeAt(i);
+    if (c === sep) {
+      end = i;
+      break;
+    }
+    if (c > 127) {
+      ascii = false;
+      break;
+    }
+    if (fold && c >= 65 && c <= 90) c += 32;
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  let local: string | undefined;
+  if (ascii) {
+    if (end === 0) return INVALID;
+    h = fnv1a(d.name, Math.imul((h >>> 0) ^ 0x40, FNV_PRIME) >>> 0);
+  } else {
+    local = localKey(d, address, at);
+    if (local.length === 0) return INVALID;
+    h = addressHash(local, d.name);
+  }
   const n = compiled.shards.length;
   if (d.users !== undefined) {
-    const row = d.users.get(local);
-    if (row !== undefined) {
+    const row = local === undefined ? d.users.probe(address, end, h, fold) : d.users.find(local, h);
+    if (row >= 0) {
       const p = d.placement[row];
       return d.results[(p >>> 16) * n + (p & 0xffff)];
     }
   }
-  const h = addressHash(local, d.name);
   const rules = d.runtimeRules;
-  for (let i = 0; i < rules.length; i++) {
-    const r = rules[i];
-    if (r.re.test(local)) return d.results[r.slot * n + rendezvous(h, r.indexes, r.seeds)];
+  if (rules.length > 0) {
+    local ??= fold ? address.slice(0, end).toLowerCase() : address.slice(0, end);
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i];
+      if (r.re.test(local)) return d.results[r.slot * n + rendezvous(h, r.indexes, r.seeds)];
+    }
   }
   return d.results[d.defaultSlot * n + rendezvous(h, d.defaultIndexes, d.defaultSeeds)];
 }

@@ -6,6 +6,8 @@ import { PolicyError } from './errors.ts';
 import { compileAuthz, compileDomain } from './compile.ts';
 import type { CompiledPolicy, CompiledShard } from './compiled.ts';
 import type { AuthorizationRule, Domain } from './types.ts';
+import { addressHash } from './hash.ts';
+import { UserIndex } from './user-index.ts';
 
 /** Format tag of the first line; bump on any incompatible change. */
 export const SNAPSHOT_FORMAT = 'mailmesh-policy/1';
@@ -49,9 +51,7 @@ export function serializeCompiled(compiled: CompiledPolicy): string {
   const parts: string[] = [JSON.stringify(header)];
   for (const d of compiled.domains) {
     if (!d.users) continue;
-    // Rows in Map insertion order; row numbers are dense 0..size-1 by construction.
-    const locals = new Array<string>(d.users.size);
-    for (const [local, row] of d.users) locals[row] = local;
+    const locals = d.users.locals;
     const p = d.placement;
     parts.push(Buffer.from(p.buffer, p.byteOffset, d.users.size * 4).toString('base64'));
     if (locals.length > 0) parts.push(locals.join('\n'));
@@ -74,17 +74,21 @@ export function deserializeCompiled(text: string): CompiledPolicy {
   const lines = nl < 0 ? [] : text.slice(nl + 1).split('\n');
   let pos = 0;
   const domains = header.domains.map((h) => {
-    let users: Map<string, number> | undefined;
+    let users: UserIndex | undefined;
     let placement = new Int32Array(0);
     if (h.users !== null) {
       const bytes = Buffer.from(lines[pos++] ?? '', 'base64');
       if (bytes.length !== h.users * 4 || pos + h.users > lines.length) {
         throw new PolicyError('ERR_POLICY_SNAPSHOT', `policy snapshot truncated in the directory of ${h.name}`);
       }
+      // Copy into an aligned buffer (the format is little-endian, as is every platform Node runs on).
       placement = new Int32Array(h.users);
-      for (let i = 0; i < h.users; i++) placement[i] = bytes.readInt32LE(i * 4);
-      users = new Map();
-      for (let i = 0; i < h.users; i++) users.set(lines[pos++], i);
+      new Uint8Array(placement.buffer).set(bytes);
+      users = new UserIndex(h.name, h.users);
+      for (let i = 0; i < h.users; i++) {
+        const local = lines[pos++];
+        users.add(local, addressHash(local, h.name));
+      }
     }
     return compileDomain(h, header.shards, users, placement, h.directoryFiles);
   });

@@ -1,5 +1,6 @@
 // The data model of a policy: what loadPolicy() returns (validated, with the user directory
 // already resolved to shards) and what compilePolicy() turns into an O(1) lookup snapshot.
+import type { UserIndex } from './user-index.ts';
 
 /** Where a definition sits, for error messages (`file:line:col`). */
 export interface SourceLocation {
@@ -55,11 +56,11 @@ export interface DomainAuth {
 }
 
 /** The resolved user directory of one domain. Rows were validated and placed at load time:
- * `index` maps a normalized local part to its row, `placement[row]` packs the decision as
+ * `index` finds a normalized local part's row, `placement[row]` packs the decision as
  * `ruleSlot * 65536 + shardIndex` (ruleSlot 0 = explicit directory row, i+1 = `rules[i]`). */
 export interface DirectoryTable {
   files: string[];
-  index: Map<string, number>;
+  index: UserIndex;
   placement: Int32Array;
 }
 

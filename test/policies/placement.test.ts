@@ -122,7 +122,7 @@ test('case and subaddress handling follow the domain settings', () => {
     localPart: { subaddressSeparator: "" }
     directory: plain.csv
 `,
-    'users.csv': 'address,shard\nAlice@MAIL.test,frankfurt-1\n',
+    'users.csv': 'address,shard\nAlice@MAIL.test,frankfurt-1\nmüller@mail.test,osaka-1\n',
     'strict.csv': 'address,shard\nBob@strict.test,osaka-1\n',
     'plain.csv': 'address,shard\nc+d@plain.test,osaka-1\n',
   });
@@ -137,6 +137,9 @@ test('case and subaddress handling follow the domain settings', () => {
     assert.equal(isKnownUser(c, 'Bob-x@strict.test'), true);
     assert.equal(shard('c+d@plain.test'), 'osaka-1/directory', 'no separator: + is part of the name');
     assert.notEqual(shard('c@plain.test'), 'osaka-1/directory');
+    // non-ASCII local parts take the slow path and must agree with the directory
+    assert.equal(shard('MÜLLER+x@mail.test'), 'osaka-1/directory');
+    assert.equal(shard('Ærø@mail.test'), shard('ærø+y@MAIL.TEST'));
     // the hash of a subaddressed, differently-cased address equals the hash of the base address
     assert.equal(shard('Zed+1@mail.test'), shard('zed@mail.test'));
   } finally {
