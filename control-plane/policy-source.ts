@@ -30,8 +30,8 @@ export interface PolicySourceConfig {
   debounceMs?: number;
   /** Watch the directory with fs.watch. Default true. */
   watch?: boolean;
-  /** Called with every new good revision (not with an unchanged one). */
-  onChange: (p: LoadedPolicy) => void;
+  /** Called with every new good revision (not with an unchanged one); `reload()` resolves after it. */
+  onChange: (p: LoadedPolicy) => void | Promise<void>;
 }
 
 /**
@@ -97,7 +97,7 @@ export class PolicySource {
     if (this.current && this.current.revision === revision && this.current.placement === placement) return 'unchanged';
     this.current = { revision, policy, placement, shardIds: new Set(policy.shards.map((s) => s.id)) };
     log.info({ revision }, 'policy loaded');
-    this.cfg.onChange(this.current);
+    await this.cfg.onChange(this.current);
     return 'changed';
   }
 

@@ -105,7 +105,9 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     clock,
     watch: opts.watchPolicy ?? true,
     debounceMs: opts.debounceMs,
-    onChange: () => void rebuild(true).catch((err: unknown) => log.error({ err }, 'snapshot build failed')),
+    onChange: async () => {
+      await rebuild(true).catch((err: unknown) => log.error({ err }, 'snapshot build failed'));
+    },
   });
 
   // Serialized so that snapshots are published in the order their inputs changed.
