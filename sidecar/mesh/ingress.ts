@@ -37,10 +37,21 @@ export interface IngressConfig {
    * client sends (see peer-chain.ts); our own issuer is always known.
    */
   intermediates?: () => readonly X509Certificate[];
+  /** Called for every accepted session (metrics, audit, tests: which certificate the peer used). */
+  onAccept?: (info: AcceptedSession) => void;
   /** Abort handshakes that take longer (default 10 s). */
   handshakeTimeoutMs?: number;
   /** Close spliced sessions idle for this long (default 10 min). */
   idleTimeoutMs?: number;
+}
+
+/** What the ingress knows about an accepted session. */
+export interface AcceptedSession {
+  spiffeId: string;
+  serial: string;
+  alpn: MeshAlpn;
+  group: string | undefined;
+  resumed: boolean;
 }
 
 /** Counters of an ingress, for metrics and tests. */
@@ -190,6 +201,7 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     });
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     splice(socket, upstream, () => sessions.delete(socket));
+    cfg.onAccept?.({ spiffeId: decision.peer.spiffeId, serial: decision.peer.serial, alpn: alpn as MeshAlpn, group, resumed: socket.isSessionReused() });
     cfg.log?.debug({ peer: decision.peer.spiffeId, serial: decision.peer.serial, alpn, group }, 'mesh session accepted');
   });
 
