@@ -49,6 +49,28 @@ export const ENHANCED = {
   cryptoTemp: '4.7.5',
 } as const;
 
+/**
+ * Could `a` align with the author domain `b` under relaxed alignment (RFC 7489 §3.1)? Without
+ * the organizational domain at hand this over-approximates (same last two labels): erring
+ * towards "could" only turns a refusal into a retry, never a failure into a pass.
+ */
+function mayAlign(a: string, b: string): boolean {
+  const tail = (d: string) => d.toLowerCase().replace(/\.$/, '').split('.').slice(-2).join('.');
+  return !!a && !!b && tail(a) === tail(b);
+}
+
+/**
+ * A missing DNS answer that could have turned this DMARC failure into a pass or an ARC override.
+ * A temperror on an unrelated signature (a spoofer can add one with a broken DNS server of his
+ * own) does not count, so it cannot turn a 550 into an endless 451.
+ */
+function decisiveTemporary(v: Verdict): boolean {
+  const from = v.dmarc.domain;
+  if (v.spf.result === 'temperror' && mayAlign(v.spf.domain, from)) return true;
+  if (v.dkim.some((d) => d.result === 'temperror' && mayAlign(d.domain, from))) return true;
+  return !!(v.arc.listed && v.arc.temporary);
+}
+
 function tempfail(v: Verdict, why: string): Decision {
   // Only SPF missing its answer → the SPF-specific code; otherwise a key/record was unavailable.
   const onlySpf = v.spf.result === 'temperror' && v.dmarc.result !== 'temperror' && !v.dkim.some((d) => d.result === 'temperror');
@@ -82,7 +104,7 @@ function enforce(v: Verdict): Decision {
       if (d.policy === 'none') return { action: 'accept', reason: 'dmarc-fail-policy-none' };
       // A missing DNS answer (SPF, a DKIM key, an ARC key) might have turned the fail into a
       // pass or an override: with a policy at stake, defer rather than refuse or junk.
-      if (v.temporary) return tempfail(v, 'dmarc-fail-temperror');
+      if (decisiveTemporary(v)) return tempfail(v, 'dmarc-fail-temperror');
       if (d.policy === 'reject') {
         return {
           action: 'reject',
@@ -109,7 +131,7 @@ function enforce(v: Verdict): Decision {
  * | permerror | -           | no single From domain      | quarantine              |
  * | fail      | any         | trusted ARC sealer         | accept (arc-override)   |
  * | fail      | none        |                            | accept                  |
- * | fail      | reject/quar | a DNS answer was missing   | tempfail 451            |
+ * | fail      | reject/quar | a decisive answer missing  | tempfail 451            |
  * | fail      | reject      |                            | reject 550 5.7.1        |
  * | fail      | quarantine  |                            | quarantine              |
  */

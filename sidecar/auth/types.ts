@@ -57,6 +57,10 @@ export interface ArcVerdict {
   sealer?: string;
   /** True when `sealer` is in the configured trusted-sealer list and the chain passed. */
   trusted: boolean;
+  /** True when `sealer` is in the trusted list, whatever the chain's result. */
+  listed?: boolean;
+  /** True when a DNS failure (an ARC key lookup) may have caused `fail`. */
+  temporary?: boolean;
 }
 
 /** Everything verifyMessage found; the input of `decide()`. */

@@ -71,17 +71,22 @@ function dkimVerdicts(rows: DKIMResult[], alignedDomain: string | undefined): Dk
   });
 }
 
-function arcVerdict(res: ARCResult, data: ARCData | undefined, trusted: string[]): ArcVerdict {
+function arcVerdict(res: ARCResult, data: ARCData | undefined, trusted: string[], temporary: boolean): ArcVerdict {
   const seal = data?.lastEntry?.['arc-seal']?.parsed as Record<string, { value?: unknown }> | undefined;
   const sealer = typeof seal?.d?.value === 'string' ? lc(seal.d.value) : undefined;
   const result = res.status.result === 'pass' ? 'pass' : res.status.result === 'fail' ? 'fail' : 'none';
-  return {
+  const listed = !!sealer && trusted.map(lc).includes(sealer);
+  const v: ArcVerdict = {
     result,
     instance: typeof res.i === 'number' ? res.i : 0,
     sealer,
     // RFC 8617 §7.2.1: only the receiver's own list of trusted intermediaries may override.
-    trusted: result === 'pass' && !!sealer && trusted.map(lc).includes(sealer),
+    trusted: result === 'pass' && listed,
   };
+  if (listed) v.listed = true;
+  // mailauth reports every ARC problem as a permanent fail; a key lookup that got no answer is not.
+  if (result === 'fail' && temporary) v.temporary = true;
+  return v;
 }
 
 function dmarcVerdict(res: DMARCResult | false, fromFields: number, headerFrom: string[]): DmarcVerdict {
@@ -145,7 +150,7 @@ export async function verifyMessage(input: VerifyInput): Promise<Verdict> {
 
   const arcData = dkimRes.arc as unknown as ARCData | undefined;
   const arcRes = arcData ? await arc(arcData, { resolver: t.resolver, minBitLength: MIN_RSA_BITS, ip: input.ip }) : ({ i: 0, status: { result: 'none' } } as ARCResult);
-  const arcV = arcVerdict(arcRes, arcData, input.trustedArcSealers ?? []);
+  const arcV = arcVerdict(arcRes, arcData, input.trustedArcSealers ?? [], t.sawTemporary());
 
   const passing = (dkimRes.results ?? []).filter((r) => r.status.result === 'pass');
   const dmarcRes = await dmarc({

@@ -27,8 +27,13 @@ const TABLE: [string, Verdict, AuthAction, number | undefined, string | undefine
   ['fail p=reject', verdict({}), 'reject', 550, '5.7.1'],
   ['fail p=quarantine', verdict({ policy: 'quarantine' }), 'quarantine', undefined, undefined],
   ['fail p=none', verdict({ policy: 'none' }), 'accept', undefined, undefined],
-  ['fail p=reject + SPF temperror', verdict({}, { temporary: true, spf: { result: 'temperror', domain: 's' } }), 'tempfail', 451, '4.7.24'],
-  ['fail p=quarantine + DKIM temperror', verdict({ policy: 'quarantine' }, { temporary: true, dkim: [{ result: 'temperror', domain: 's', selector: 'x', algorithm: 'rsa-sha256', aligned: false }] }), 'tempfail', 451, '4.7.5'],
+  ['fail p=reject + SPF temperror', verdict({}, { temporary: true, spf: { result: 'temperror', domain: 'sender.example' } }), 'tempfail', 451, '4.7.24'],
+  ['fail p=quarantine + DKIM temperror', verdict({ policy: 'quarantine' }, { temporary: true, dkim: [{ result: 'temperror', domain: 'sender.example', selector: 'x', algorithm: 'rsa-sha256', aligned: false }] }), 'tempfail', 451, '4.7.5'],
+  ['fail p=reject + temperror of an unrelated DKIM signature (spoofer-controlled DNS)', verdict({}, { temporary: true, dkim: [{ result: 'temperror', domain: 'attacker.example', selector: 'x', algorithm: 'rsa-sha256', aligned: false }] }), 'reject', 550, '5.7.1'],
+  ['fail p=reject + SPF temperror of an unrelated MAIL FROM domain', verdict({}, { temporary: true, spf: { result: 'temperror', domain: 'bounces.other.example' } }), 'reject', 550, '5.7.1'],
+  ['fail p=reject + DKIM temperror of a subdomain signature', verdict({}, { temporary: true, dkim: [{ result: 'temperror', domain: 'mail.sender.example', selector: 'x', algorithm: 'rsa-sha256', aligned: false }] }), 'tempfail', 451, '4.7.5'],
+  ['fail p=reject + ARC key lookup failed for a trusted sealer', verdict({}, { temporary: true, arc: { result: 'fail', instance: 1, sealer: 'fwd.example', trusted: false, listed: true, temporary: true } }), 'tempfail', 451, '4.7.5'],
+  ['fail p=reject + ARC fail of an untrusted sealer', verdict({}, { temporary: true, arc: { result: 'fail', instance: 1, sealer: 'x.example', trusted: false, temporary: true } }), 'reject', 550, '5.7.1'],
   ['fail p=reject + ARC override', verdict({ override: 'arc' }, { arc: { result: 'pass', instance: 1, sealer: 'fwd.example', trusted: true } }), 'accept', undefined, undefined],
 ];
 

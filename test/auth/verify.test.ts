@@ -138,6 +138,17 @@ test('DKIM key lookup failure is dkim=temperror → 451 4.7.5, while DMARC passe
   assert.equal(decide(good, 'enforce').action, 'accept');
 });
 
+test('a spoofer cannot turn 550 into 451 with a signature of his own whose DNS fails', async () => {
+  const attacker = makeKey('attacker.example', 'a1', 'rsa-sha256');
+  const zone = { ...zoneFor('v=DMARC1; p=reject'), 'a1._domainkey.attacker.example': ['SERVFAIL'] };
+  const msg = await createSigner({ keys: [attacker.key] }).sign(makeMessage({ from: 'ceo@sender.example' }), 'attacker.example');
+  const v = await run(zone, msg);
+  assert.equal(v.dkim[0].result, 'temperror');
+  assert.equal(v.temporary, true);
+  const d = decide(v, 'enforce');
+  assert.deepEqual([d.action, d.smtp?.code], ['reject', 550]);
+});
+
 test('monitor mode accepts everything and reports what enforce would do', async () => {
   const v = await run(zoneFor('v=DMARC1; p=reject'), makeMessage({ from: 'ceo@sender.example' }));
   const d = decide(v, 'monitor');
@@ -171,7 +182,7 @@ test('ARC: a DMARC failure with a valid chain from a trusted sealer is accepted 
   const { zone, sealed } = await forwarded();
   const v = await run(zone, sealed, { trustedArcSealers: ['Lists.Fwd.Example'], helo: 'mx.fwd.example', mailFrom: 'list-bounce@lists.fwd.example' });
   assert.equal(v.dkim[0].result, 'fail');
-  assert.deepEqual(v.arc, { result: 'pass', instance: 1, sealer: 'lists.fwd.example', trusted: true });
+  assert.deepEqual(v.arc, { result: 'pass', instance: 1, sealer: 'lists.fwd.example', trusted: true, listed: true });
   assert.equal(v.dmarc.result, 'fail');
   assert.equal(v.dmarc.override, 'arc');
   assert.match(v.headerValue, /arc=pass/);
