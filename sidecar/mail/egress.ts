@@ -37,7 +37,6 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
     lmtp: true,
     name: cfg.hostname,
     size: cfg.maxSize,
-    rejectOversized: true,
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
@@ -45,7 +44,7 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       void (async () => {
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const body = await readBounded(stream, cfg.maxSize);
-        if (!body) return callback(null);
+        if (!body) return callback(Object.assign(new Error(`5.3.4 message exceeds the size limit of ${cfg.maxSize} bytes`), { responseCode: 552 }));
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         const replies = await cfg.deliverer.deliver({ from, recipients }, body);
         cfg.onResult?.(replies, recipients);

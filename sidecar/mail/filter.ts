@@ -35,14 +35,13 @@ export async function startFilter(cfg: FilterConfig): Promise<{ port: number; cl
   const server = new SMTPServer({
     name: cfg.hostname,
     size: cfg.maxSize,
-    rejectOversized: true,
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
     onData(stream, session, callback) {
       void (async () => {
         const body = await readBounded(stream, cfg.maxSize);
-        if (!body) return callback(null);
+        if (!body) return callback(Object.assign(new Error(`5.3.4 message exceeds the size limit of ${cfg.maxSize} bytes`), { responseCode: 552 }));
         const signed = await cfg.sign(body, fromDomain(body));
         const reply: Reply = await cfg.reinject(
           { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', recipients: session.envelope.rcptTo.map((r) => r.address) },

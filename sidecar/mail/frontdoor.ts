@@ -72,7 +72,6 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
     name: cfg.hostname,
     banner: 'mailmesh',
     size: cfg.maxSize,
-    rejectOversized: true,
     authOptional: true,
     // No AUTH on port 25: submission is Postfix's job. CHUNKING is not offered (smtp-server
     // doesn't implement BDAT), SMTPUTF8 and 8BITMIME are (we pass bytes through untouched).
@@ -99,8 +98,11 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       void (async () => {
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const body = await readBounded(stream, cfg.maxSize);
-        // Over the limit: smtp-server answers 552 5.3.4 itself (rejectOversized); nothing kept.
-        if (!body) return callback(null);
+        // Over the limit (RFC 1870 §6.3): 552 5.3.4, and nothing of it was kept.
+        if (!body) {
+          cfg.onResult?.('rejected', recipients);
+          return callback(smtpError({ code: 552, enhanced: '5.3.4', message: `message exceeds the size limit of ${cfg.maxSize} bytes` }));
+        }
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         let message = body;
         if (cfg.check) {

@@ -22,7 +22,10 @@ test('the demo policy loads and places the demo users', () => {
   assert.deepEqual(r('no-at-sign'), { kind: 'invalid' });
   assert.deepEqual(r('@mail.test'), { kind: 'invalid' });
   assert.deepEqual(r('+tag@mail.test'), { kind: 'invalid' });
-  assert.equal(isKnownUser(c, 'alice@mail.test'), undefined, 'demo directory is not complete');
+  // The demo directory is complete: unknown users are refused at RCPT (RFC 5321 §3.3, 550 5.1.1).
+  assert.equal(isKnownUser(c, 'alice@mail.test'), true);
+  assert.equal(isKnownUser(c, 'Postmaster+x@mail.test'), true);
+  assert.equal(isKnownUser(c, 'someone-new@mail.test'), false);
 });
 
 test('shard addresses can be overridden when compiling', () => {

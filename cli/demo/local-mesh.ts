@@ -1,0 +1,140 @@
+import { mkdir, readFile, writeFile, copyFile, chmod } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { freePorts } from './ports.ts';
+import { runMailmesh, spawnMailmesh, type EventProcess } from './spawn.ts';
+
+/** The demo policy: three shards in two regions (policies/examples/demo). */
+export const DEMO_POLICY = fileURLToPath(new URL('../../policies/examples/demo/', import.meta.url));
+export const DEMO_SHARDS = [
+  { id: 'tokyo-1', region: 'jp' },
+  { id: 'osaka-1', region: 'jp' },
+  { id: 'frankfurt-1', region: 'eu' },
+] as const;
+
+/** One shard of the running mesh, as written to `mesh.json`. */
+export interface ShardInfo {
+  id: string;
+  region: string;
+  node: string;
+  smtp: string;
+  mesh: string;
+  imap?: string;
+  pop3?: string;
+  metrics: string;
+  maildir: string;
+  tlsDir: string;
+  configFile: string;
+}
+
+/** `DIR/mesh.json` (DESIGN.md "Command line"). */
+export interface MeshInfo {
+  trustDomain: string;
+  domain: string;
+  ca: string;
+  controlPlane: string;
+  shards: ShardInfo[];
+  users: { address: string; shard: string; password: string }[];
+}
+
+/** A running local mesh. */
+export interface LocalMesh {
+  info: MeshInfo;
+  dir: string;
+  controlPlane: EventProcess;
+  sidecars: Map<string, EventProcess>;
+  /** Start a stopped shard's sidecar again (same config, same ports). */
+  restartSidecar(shardId: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const addr = (port: number) => `127.0.0.1:${port}`;
+
+/**
+ * Start the local demo mesh on loopback: a CA, the control plane (as a process), and one sidecar
+ * process per shard in embedded mode (Maildir backends), each joining with its own token.
+ * Everything lives under `dir`; every process is stopped by `stop()`.
+ */
+export async function startLocalMesh(opts: { dir: string; onProgress?: (line: string) => void }): Promise<LocalMesh> {
+  const dir = resolve(opts.dir);
+  const say = opts.onProgress ?? (() => {});
+  await mkdir(dir, { recursive: true });
+  const caDir = join(dir, 'ca');
+  say(`creating the CA in ${caDir}`);
+  await runMailmesh(['ca', 'init', '--dir', caDir, '--trust-domain', 'mail.test', '--force']);
+
+  // Ports: the mesh addresses go into the policy, so they are fixed before anything starts.
+  const ports = await freePorts(1 + DEMO_SHARDS.length * 5);
+  const cpPort = ports.shift()!;
+  const shardPorts = DEMO_SHARDS.map(() => ({ mesh: ports.shift()!, smtp: ports.shift()!, egress: ports.shift()!, socketmap: ports.shift()!, metrics: ports.shift()! }));
+
+  const policyDir = join(dir, 'policy');
+  await mkdir(policyDir, { recursive: true });
+  for (const f of ['domains.yaml', 'users.csv']) await copyFile(join(DEMO_POLICY, f), join(policyDir, f));
+  const mesh = (await readFile(join(DEMO_POLICY, 'mesh.yaml'), 'utf8'));
+  let i = 0;
+  await writeFile(join(policyDir, 'mesh.yaml'), mesh.replace(/mesh: 127\.0\.0\.1:0/g, () => `mesh: ${addr(shardPorts[i++].mesh)}`));
+
+  const cpConfig = join(dir, 'control-plane.yaml');
+  await writeFile(cpConfig, stringify({ listen: addr(cpPort), caDir, policyDir, stateDir: join(dir, 'control-plane') }));
+  say(`starting the control plane on ${addr(cpPort)}`);
+  const controlPlane = spawnMailmesh(['control-plane', '--config', cpConfig]);
+  const sidecars = new Map<string, EventProcess>();
+  const stop = async () => {
+    await Promise.all([...sidecars.values()].map((p) => p.stop()));
+    await controlPlane.stop();
+  };
+  try {
+    await controlPlane.waitFor((e) => e.event === 'listening');
+    const shards: ShardInfo[] = [];
+    for (const [k, s] of DEMO_SHARDS.entries()) {
+      const p = shardPorts[k];
+      const node = `${s.id}-a`;
+      const shardDir = join(dir, 'shards', s.id);
+      await mkdir(shardDir, { recursive: true });
+      const token = (await runMailmesh(['token', 'create', '--config', cpConfig, '--shard', s.id, '--node', node])).trim();
+      const tokenFile = join(shardDir, 'join-token');
+      await writeFile(tokenFile, token + '\n', { mode: 0o600 });
+      await chmod(tokenFile, 0o600);
+      const info: ShardInfo = {
+        id: s.id, region: s.region, node,
+        smtp: addr(p.smtp), mesh: addr(p.mesh), metrics: addr(p.metrics),
+        maildir: join(shardDir, 'maildir'), tlsDir: join(shardDir, 'tls'), configFile: join(shardDir, 'sidecar.yaml'),
+      };
+      await writeFile(info.configFile, stringify({
+        shard: s.id, node, controlPlane: addr(cpPort), caBundle: join(caDir, 'bundle.pem'), joinTokenFile: tokenFile,
+        stateDir: join(shardDir, 'state'), tlsDir: info.tlsDir, mode: 'embedded', hostname: `${node}.mail.test`,
+        listen: { mesh: info.mesh, smtp: info.smtp, egress: addr(p.egress), socketmap: addr(p.socketmap), metrics: info.metrics },
+        backends: { maildir: info.maildir },
+        limits: { maxMessageBytes: 1024 * 1024, maxRecipients: 50, maxClients: 100 },
+        // No DNS on a demo machine: mail authentication is shown by the tests with a real DNS server.
+        mailAuth: false,
+      }));
+      shards.push(info);
+    }
+    say('starting one sidecar per shard');
+    for (const s of shards) sidecars.set(s.id, spawnMailmesh(['sidecar', '--config', s.configFile]));
+    await Promise.all(shards.map((s) => sidecars.get(s.id)!.waitFor((e) => e.event === 'ready', 60_000)));
+    const users = (await readFile(join(policyDir, 'users.csv'), 'utf8')).split('\n').slice(1).filter(Boolean).map((l) => l.split(',')[0]);
+    const routed = JSON.parse(await runMailmesh(['policy', 'route', policyDir, ...users, '--json'])) as { address: string; shard: string }[];
+    const info: MeshInfo = {
+      trustDomain: 'mail.test', domain: 'mail.test', ca: caDir, controlPlane: addr(cpPort), shards,
+      users: routed.map((r) => ({ address: r.address, shard: r.shard, password: '' })),
+    };
+    await writeFile(join(dir, 'mesh.json'), JSON.stringify(info, null, 2) + '\n');
+    return {
+      info, dir, controlPlane, sidecars, stop,
+      async restartSidecar(shardId) {
+        const s = shards.find((x) => x.id === shardId)!;
+        await sidecars.get(shardId)?.stop();
+        const p = spawnMailmesh(['sidecar', '--config', s.configFile]);
+        sidecars.set(shardId, p);
+        await p.waitFor((e) => e.event === 'ready', 60_000);
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

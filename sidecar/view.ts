@@ -1,0 +1,65 @@
+import { TrustBundle } from '../ca/bundle.ts';
+import { authorize, deserializeCompiled, isKnownUser, route, type CompiledPolicy } from '../policies/index.ts';
+import type { SnapshotPayload } from '../api/snapshot.ts';
+import type { Placement } from './mail/deliver.ts';
+
+/**
+ * What the sidecar currently believes: the last verified snapshot (placement, trust bundle,
+ * revocations). Listeners read it through functions on every connection, so a new snapshot
+ * applies to the next handshake or lookup without restarting anything.
+ */
+export class MeshView {
+  compiled: CompiledPolicy | undefined;
+  bundle: TrustBundle;
+  revision = '';
+  issuedAt = 0;
+  serials = new Set<string>();
+  ids = new Set<string>();
+  readonly trustDomain: string;
+  private readonly listeners = new Set<(previous: CompiledPolicy | undefined) => void>();
+
+  constructor(trustDomain: string, bundle: TrustBundle) {
+    this.trustDomain = trustDomain;
+    this.bundle = bundle;
+  }
+
+  /** Take a verified snapshot. A snapshot of another trust domain is refused. */
+  apply(snap: SnapshotPayload): void {
+    if (snap.trustDomain !== this.trustDomain) throw new Error(`snapshot is for trust domain ${snap.trustDomain}, not ${this.trustDomain}`);
+    const previous = this.compiled;
+    this.compiled = deserializeCompiled(snap.placement);
+    this.bundle = TrustBundle.fromPem(snap.bundlePem);
+    this.serials = new Set(snap.revokedSerials.map((s) => s.toUpperCase()));
+    this.ids = new Set(snap.revokedIds);
+    this.revision = snap.revision;
+    this.issuedAt = snap.issuedAt;
+    for (const l of this.listeners) l(previous);
+  }
+
+  /** Called after each new snapshot with the previous placement (to close moved sessions). */
+  onChange(listener: (previous: CompiledPolicy | undefined) => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** Placement as the mail path asks it. Before the first snapshot nothing is routable, which
+   * the mail path turns into 4xx (never a silent accept). */
+  readonly placement: Placement = (address) => {
+    if (!this.compiled) return { kind: 'invalid' };
+    const r = route(this.compiled, address);
+    return r.kind === 'shard' ? { kind: 'shard', shardId: r.shard } : r;
+  };
+
+  knownUser = (address: string): boolean | undefined => (this.compiled ? isKnownUser(this.compiled, address) : undefined);
+
+  /** The mesh address of a shard's ingress. */
+  meshAddress = (shardId: string): string => {
+    const s = this.compiled?.shards.find((x) => x.id === shardId);
+    if (!s) throw new Error(`unknown shard ${shardId}`);
+    return s.mesh;
+  };
+
+  /** May `peer` connect to `shardId`? (policy authorization) */
+  authorized = (peer: string, shardId: string): boolean => (this.compiled ? authorize(this.compiled, peer, shardId) : false);
+
+  revocations = () => ({ serials: this.serials, ids: this.ids });
+}
