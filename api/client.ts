@@ -129,6 +129,7 @@ export class ControlPlaneClient implements IdentitySource {
   readonly options: ControlPlaneClientOptions;
   private client: GrpcClient;
   private readonly clock: Clock;
+  private readonly watches = new Set<() => void>();
 
   constructor(options: ControlPlaneClientOptions) {
     this.options = { ...options };
@@ -278,10 +279,12 @@ export class ControlPlaneClient implements IdentitySource {
     const stop = () => {
       if (closed) return;
       closed = true;
+      this.watches.delete(stop);
       clearTimeout(timer);
       stream?.cancel();
       for (const w of waiters.splice(0)) w({ value: undefined, done: true });
     };
+    this.watches.add(stop);
     connect();
     return {
       get revision() {
@@ -305,8 +308,9 @@ export class ControlPlaneClient implements IdentitySource {
     };
   }
 
-  /** Close the channel. */
+  /** Stop every watch and close the channel. */
   close(): void {
+    for (const stop of [...this.watches]) stop();
     this.client.close();
   }
 }

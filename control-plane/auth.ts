@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { TrustBundle } from '../ca/bundle.ts';
 import type { Issuer } from '../ca/issuer.ts';
+import { CaError } from '../ca/errors.ts';
 import { verifyPeerChain } from '../ca/verify.ts';
 import { ControlPlaneError } from './errors.ts';
 
@@ -39,6 +40,18 @@ export function addressOf(peer: string): string {
   return m ? m[1] : p;
 }
 
+interface Verified {
+  base: Omit<Peer, 'address'>;
+  notBefore: number;
+  notAfter: number;
+}
+
+// Verified certificates by SHA-256 fingerprint (node computes it for the peer certificate
+// anyway): a renewal storm or a Report loop re-verifies nothing but time and revocation, which
+// are checked on every call below. Bounded; cleared when full.
+const verifiedCache = new Map<string, Verified>();
+const MAX_CACHED = 10_000;
+
 /**
  * Authenticate the caller of one RPC. No certificate → role 'anonymous'. A certificate → verified
  * with ca/verify.ts against the bundle, the control plane's clock and the current revocations
@@ -48,9 +61,16 @@ export function addressOf(peer: string): string {
  */
 export function authenticate(call: AnyCall, ctx: AuthContext): Peer {
   const address = addressOf(call.getPeer());
-  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-  if (!raw) return { address, role: 'anonymous' };
-  const leaf = new X509Certificate(raw);
+  const pc = call.getAuthContext()?.sslPeerCertificate;
+  if (!pc?.raw) return { address, role: 'anonymous' };
+  const key = `${pc.fingerprint256}|${ctx.issuer.cert.fingerprint256}|${ctx.trustDomain}`;
+  const hit = verifiedCache.get(key);
+  if (hit && ctx.now >= hit.notBefore && ctx.now <= hit.notAfter) {
+    if (hit.base.serial && ctx.revokedSerials.has(hit.base.serial)) throw new CaError('ERR_REVOKED_SERIAL', `peer certificate serial ${hit.base.serial} is revoked`);
+    if (hit.base.spiffeId && ctx.revokedIds.has(hit.base.spiffeId)) throw new CaError('ERR_REVOKED_IDENTITY', `peer identity ${hit.base.spiffeId} is revoked`);
+    return { address, ...hit.base };
+  }
+  const leaf = new X509Certificate(pc.raw);
   const v = verifyPeerChain([leaf, ctx.issuer.cert], {
     bundle: ctx.bundle,
     trustDomain: ctx.trustDomain,
@@ -61,10 +81,16 @@ export function authenticate(call: AnyCall, ctx: AuthContext): Peer {
   });
   const path = v.spiffeId.slice(`spiffe://${ctx.trustDomain}`.length);
   const node = /^\/shard\/([^/]+)\/node\/([^/]+)$/.exec(path);
-  const base = { address, spiffeId: v.spiffeId, serial: v.serial, notAfter: v.notAfter.getTime() };
-  if (node) return { ...base, role: 'node', shard: node[1], node: node[2] };
-  if (/^\/admin\/[^/]+$/.test(path)) return { ...base, role: 'admin' };
-  if (path === '/control-plane') return { ...base, role: 'control-plane' };
+  const ids = { spiffeId: v.spiffeId, serial: v.serial, notAfter: v.notAfter.getTime() };
+  let base: Omit<Peer, 'address'> | undefined;
+  if (node) base = { ...ids, role: 'node', shard: node[1], node: node[2] };
+  else if (/^\/admin\/[^/]+$/.test(path)) base = { ...ids, role: 'admin' };
+  else if (path === '/control-plane') base = { ...ids, role: 'control-plane' };
+  if (base) {
+    if (verifiedCache.size >= MAX_CACHED) verifiedCache.clear();
+    verifiedCache.set(key, { base, notBefore: leaf.validFromDate.getTime(), notAfter: leaf.validToDate.getTime() });
+    return { address, ...base };
+  }
   throw new ControlPlaneError('ERR_PERMISSION_DENIED', `identity ${v.spiffeId} has no role on the control plane (expected a node or spiffe://${ctx.trustDomain}/admin/NAME)`);
 }
 
