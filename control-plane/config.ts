@@ -17,12 +17,14 @@ export interface ControlPlaneConfig {
   audience?: string;
   /** Sign requests per peer (identity, else address): default 600/min with a burst of 100. */
   signRateLimit?: { perMinute: number; burst: number };
+  /** `host:port` for /metrics, /healthz and /readyz (Prometheus, kubelet probes); off when absent. */
+  metrics?: string;
 }
 
 /** The default Sign rate limit per peer. */
 export const DEFAULT_SIGN_RATE_LIMIT = { perMinute: 600, burst: 100 } as const;
 
-const KEYS = new Set(['listen', 'caDir', 'policyDir', 'stateDir', 'audience', 'signRateLimit']);
+const KEYS = new Set(['listen', 'caDir', 'policyDir', 'stateDir', 'audience', 'signRateLimit', 'metrics']);
 
 /**
  * Check a config object and resolve relative paths against `baseDir`. Throws `ERR_CONFIG` naming
@@ -47,6 +49,11 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
     policyDir: resolve(baseDir, str('policyDir', true) as string),
     stateDir: resolve(baseDir, str('stateDir', true) as string),
   };
+  const metrics = str('metrics', false);
+  if (metrics !== undefined) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(metrics)) throw bad(`"metrics" must be host:port (e.g. 0.0.0.0:9464), got "${metrics}"`);
+    cfg.metrics = metrics;
+  }
   const audience = str('audience', false);
   if (audience !== undefined) cfg.audience = audience;
   if (o.signRateLimit !== undefined) {

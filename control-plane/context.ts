@@ -8,6 +8,7 @@ import type { Publisher } from './publisher.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { Store } from './store.ts';
 import type { TokenKey } from './token.ts';
+import type { ControlPlaneMetrics } from '../common/metrics.ts';
 
 /** Everything an RPC handler needs, built once by control-plane/start.ts. */
 export interface ControlPlaneContext {
@@ -25,6 +26,7 @@ export interface ControlPlaneContext {
   signLimiter: RateLimiter;
   revokedSerials: Set<string>;
   revokedIds: Set<string>;
+  metrics: ControlPlaneMetrics;
   authContext(): AuthContext;
   /** Rebuild, sign and push the snapshot (after a revocation); resolves to its revision. */
   rebuildSnapshot(): Promise<string>;

@@ -32,6 +32,8 @@ export interface PolicySourceConfig {
   watch?: boolean;
   /** Called with every new good revision (not with an unchanged one); `reload()` resolves after it. */
   onChange: (p: LoadedPolicy) => void | Promise<void>;
+  /** Called after every load attempt with its outcome (metrics). */
+  onResult?: (result: 'changed' | 'unchanged' | 'error') => void;
 }
 
 /**
@@ -49,7 +51,7 @@ export class PolicySource {
   private running: Promise<unknown> = Promise.resolve();
 
   constructor(cfg: PolicySourceConfig) {
-    this.cfg = { clock: systemClock, debounceMs: 250, watch: true, ...cfg };
+    this.cfg = { clock: systemClock, debounceMs: 250, watch: true, onResult: () => {}, ...cfg };
   }
 
   /** Load once (throws when the first load fails: there is nothing to serve), then start watching. */
@@ -74,7 +76,10 @@ export class PolicySource {
 
   /** Reload now. Reloads are serialized; resolves to what happened. */
   reload(): Promise<'changed' | 'unchanged' | 'error'> {
-    const next = this.running.then(() => this.load());
+    const next = this.running.then(() => this.load()).then((r) => {
+      this.cfg.onResult(r);
+      return r;
+    });
     this.running = next.catch(() => {});
     return next;
   }

@@ -26,6 +26,9 @@ import type { Store } from './store.ts';
 import { toServiceError } from './status.ts';
 import { LiveCertificates } from './tls.ts';
 import { createJoinToken, loadOrCreateTokenKey } from './token.ts';
+import { createControlPlaneMetrics } from '../common/metrics.ts';
+import { startHealthServer, type HealthServer } from '../common/health-server.ts';
+import { isMailmeshError } from '../common/errors.ts';
 
 /** In-process options of {@link startControlPlane}. */
 export interface StartOptions {
@@ -66,6 +69,8 @@ export interface ControlPlane {
   renewIdentity(): Promise<void>;
   /** Open Watch streams. */
   watchers(): number;
+  /** Where /metrics, /healthz and /readyz are served (`config.metrics`, port resolved). */
+  metricsAddress: string | undefined;
   store: Store;
   /** Stop serving, end watch streams, close the store. */
   close(): Promise<void>;
@@ -93,6 +98,8 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
   const store = opts.store ?? new SqliteStore(config.stateDir);
   const tokenKey = await loadOrCreateTokenKey(config.stateDir);
   const publisher = new Publisher();
+  const metrics = createControlPlaneMetrics();
+  metrics.issuerExpiry.set(ca.issuer.cert.validToDate.getTime() / 1000);
   const revokedSerials = new Set<string>();
   const revokedIds = new Set<string>();
   for (const r of await store.revocations()) (r.kind === 'serial' ? revokedSerials : revokedIds).add(r.value);
@@ -105,6 +112,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     clock,
     watch: opts.watchPolicy ?? true,
     debounceMs: opts.debounceMs,
+    onResult: (r) => metrics.policyReloads.inc({ result: r === 'error' ? 'error' : 'ok' }),
     onChange: async () => {
       await rebuild(true).catch((err: unknown) => log.error({ err }, 'snapshot build failed'));
     },
@@ -130,6 +138,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
       };
       const jws = await signSnapshot(payload, { privateKey: self.keyPair.privateKey, chain: self.chain });
       publisher.publish({ revision, jws }, broadcast || publisher.current?.revision !== revision);
+      metrics.setPolicyRevision(revision);
       log.info({ revision, watchers: publisher.watchers, bytes: jws.length }, 'snapshot published');
       return revision;
     });
@@ -151,6 +160,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     signLimiter: new RateLimiter({ ...(config.signRateLimit ?? DEFAULT_SIGN_RATE_LIMIT), clock }),
     revokedSerials,
     revokedIds,
+    metrics,
     authContext: () => ({ bundle: ca.bundle, issuer: ca.issuer, trustDomain, now: clock.now(), revokedSerials, revokedIds }),
     rebuildSnapshot: () => rebuild(true),
   };
@@ -197,7 +207,10 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
         })
         .then(
           (res) => callback(null, res),
-          (err: unknown) => callback(toServiceError(err, log, { method, peer: peer.spiffeId ?? peer.address })),
+          (err: unknown) => {
+            if (method === 'Sign') metrics.signFailures.inc({ code: isMailmeshError(err) ? err.code : 'ERR_INTERNAL' });
+            callback(toServiceError(err, log, { method, peer: peer.spiffeId ?? peer.address }));
+          },
         );
     };
   }
@@ -236,6 +249,17 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
   log.info({ address, spiffeId, revision: publisher.current?.revision }, 'control plane listening');
+  // Watchers come and go with streams; sample the count for the gauge.
+  const sampleWatchers = setInterval(() => metrics.watchers.set(publisher.watchers), 1000);
+  sampleWatchers.unref();
+  let health: HealthServer | undefined;
+  if (config.metrics) {
+    const m = config.metrics;
+    health = await startHealthServer({
+      host: m.slice(0, m.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: Number(m.slice(m.lastIndexOf(':') + 1)), registry: metrics.registry,
+      ready: () => ({ ok: publisher.current !== undefined, reasons: publisher.current ? [] : ['no snapshot published yet'] }),
+    });
+  }
 
   let closed = false;
   return {
@@ -253,9 +277,12 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     status: () => statusOf(ctx),
     renewIdentity,
     watchers: () => publisher.watchers,
+    metricsAddress: health ? `${config.metrics!.slice(0, config.metrics!.lastIndexOf(':'))}:${health.port}` : undefined,
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(sampleWatchers);
+      await health?.close();
       clearTimeout(renewTimer);
       policy.close();
       publisher.closeAll();

@@ -17,6 +17,7 @@ Config (relative paths are resolved against the config file's directory):
   stateDir: ./state               # state.db (SQLite) and token-key.jwk, 0600
   audience: spiffe://TD/control-plane   # optional: join-token audience
   signRateLimit: { perMinute: 600, burst: 100 }   # optional: per peer identity/address
+  metrics: 0.0.0.0:9464           # optional: /metrics, /healthz, /readyz
 
 When ready it prints one JSON line on stdout: {"event":"listening","address":"127.0.0.1:PORT",...}.
 Logs are JSON on stderr. SIGTERM/SIGINT stop it cleanly (exit 0).
@@ -24,7 +25,7 @@ ${examples(['mailmesh control-plane --config /etc/mailmesh/control-plane.yaml', 
     .action(async (o: { config: string }) => {
       const config = await loadConfig(o.config);
       const cp = await startControlPlane(config);
-      process.stdout.write(JSON.stringify({ event: 'listening', address: cp.address, trustDomain: cp.trustDomain, spiffeId: cp.spiffeId, revision: cp.revision() }) + '\n');
+      process.stdout.write(JSON.stringify({ event: 'listening', address: cp.address, metrics: cp.metricsAddress, trustDomain: cp.trustDomain, spiffeId: cp.spiffeId, revision: cp.revision() }) + '\n');
       const onHup = () => void cp.reloadPolicy();
       process.on('SIGHUP', onHup);
       await new Promise<void>((resolve) => {

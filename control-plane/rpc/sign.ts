@@ -56,5 +56,7 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
   const leaf = issueLeaf(ctx.issuer, { publicKey, spiffeId, ttlMs: loaded.policy.certificates.workloadTtlMs, now });
   await ctx.store.recordIssued({ serial: leaf.serial, spiffeId, notAfter: leaf.notAfter.getTime(), issuedAt: now, via });
   ctx.log.info({ spiffeId, serial: leaf.serial, via, notAfter: leaf.notAfter.toISOString() }, 'certificate issued');
+  ctx.metrics.certificatesIssued.inc({ kind: via === 'join-token' ? 'join' : 'renew' });
+  ctx.metrics.issuedCertificateExpiry.set(leaf.notAfter.getTime() / 1000);
   return { chainPem: leaf.chainPem, bundlePem: ctx.bundlePem, spiffeId, serial: leaf.serial, notAfterMs: String(leaf.notAfter.getTime()) };
 }
