@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Placement } from './deliver.ts';
 import { formatReply, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
+import { enforceLineDeadline } from './line-deadline.ts';
 
 /** What the mail-authentication step decided for one message (see sidecar/auth). */
 export interface CheckOutcome {
@@ -127,6 +128,8 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       });
     },
   });
+  // socketTimeout is an idle timeout; a slowloris client must not keep its slot forever.
+  enforceLineDeadline(server.server, cfg.socketTimeoutMs);
   server.on('error', (err) => cfg.log.warn({ event: 'smtp.server_error', err: err.message }, 'smtp server error'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
