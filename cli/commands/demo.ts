@@ -2,10 +2,12 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { examples, jsonOption } from '../flags.ts';
 import { startLocalMesh } from '../demo/local-mesh.ts';
-import { mailboxes, sendSamples } from '../demo/sample-mail.ts';
+import { realBackendsInstalled } from '../demo/real-backends.ts';
+import { awaitMailboxes, mailboxes, sendSamples } from '../demo/sample-mail.ts';
+import { CliError, EXIT } from '../main.ts';
 
 /** `mailmesh demo`: a local mesh on loopback, sample mail, and where it landed. */
 export function register(program: Command): void {
@@ -14,18 +16,28 @@ export function register(program: Command): void {
     .description('start a local mesh on loopback (control plane + three shards in two regions), send sample mail, show where it landed')
     .option('--keep-running', 'leave the mesh up (Ctrl-C stops it) and write DIR/mesh.json')
     .option('--dir <dir>', 'where the CA, policy, certificates and mailboxes go (default: a new temp dir)')
+    .addOption(new Option('--backends <kind>', 'real: a private Postfix and Dovecot per shard; embedded: the sidecars\' own Maildir stores (default: real when postfix and dovecot are installed)').choices(['embedded', 'real']))
     .addOption(jsonOption())
-    .addHelpText('after', examples(['mailmesh demo', 'mailmesh demo --keep-running --dir ./demo-out', 'mailmesh demo --json | jq .mailboxes']))
-    .action(async (opts: { keepRunning?: boolean; dir?: string; json?: boolean }) => {
+    .addHelpText('after', examples(['mailmesh demo', 'mailmesh demo --keep-running --dir ./demo-out', 'mailmesh demo --backends embedded', 'mailmesh demo --json | jq .mailboxes']))
+    .action(async (opts: { keepRunning?: boolean; dir?: string; json?: boolean; backends?: 'embedded' | 'real' }) => {
+      const backends = opts.backends ?? (realBackendsInstalled() && process.getuid?.() === 0 ? 'real' : 'embedded');
+      if (backends === 'real' && !realBackendsInstalled()) {
+        throw new CliError('ERR_DEMO_BACKENDS', '--backends real needs postfix and dovecot: apt-get install -y postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd, or use --backends embedded', EXIT.usage);
+      }
+      if (backends === 'real' && process.getuid?.() !== 0) {
+        throw new CliError('ERR_DEMO_BACKENDS', '--backends real starts private Postfix and Dovecot instances, which needs root: run as root or use --backends embedded', EXIT.usage);
+      }
       const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'mailmesh-demo-')));
       const say = (line: string) => {
         if (!opts.json) process.stdout.write(`• ${line}\n`);
       };
-      const mesh = await startLocalMesh({ dir, onProgress: say });
+      const mesh = await startLocalMesh({ dir, backends, onProgress: say });
       try {
-        say(`mesh up: control plane ${mesh.info.controlPlane}, shards ${mesh.info.shards.map((s) => `${s.id} (${s.region}) smtp ${s.smtp}`).join(', ')}`);
+        say(`mesh up (${backends} backends): control plane ${mesh.info.controlPlane}, shards ${mesh.info.shards.map((s) => `${s.id} (${s.region}) smtp ${s.smtp}${s.imap ? ` imap ${s.imap} pop3 ${s.pop3}` : ''}`).join(', ')}`);
         const samples = await sendSamples(mesh.info, 1024 * 1024);
-        const boxes = await mailboxes(mesh.info);
+        // Real mode: 250 means Postfix queued it; wait (bounded) for the deliveries to land.
+        const expected = new Map(samples[0].replies.filter((r) => r.reply.startsWith('250')).map((r) => [r.address, 1] as const));
+        const boxes = backends === 'real' ? await awaitMailboxes(mesh.info, expected, 30_000) : await mailboxes(mesh.info);
         const certs = await Promise.all(
           mesh.info.shards.map(async (s) => {
             const pem = await readFile(join(s.tlsDir, 'node.crt'), 'utf8');
@@ -44,6 +56,7 @@ export function register(program: Command): void {
           for (const b of boxes) console.log(`  ${b.shard.padEnd(12)} ${b.mailbox.padEnd(28)} ${b.messages} message${b.messages === 1 ? '' : 's'}`);
           console.log('\ncertificates in use:');
           for (const c of certs) console.log(`  ${c.shard.padEnd(12)} ${c.spiffeId}  serial ${c.serial.slice(0, 16)}…  until ${c.notAfter}`);
+          for (const s of mesh.info.shards) if (s.publicCert) console.log(`  ${s.id.padEnd(12)} public (SMTP/IMAP/POP3 STARTTLS) ${s.publicCert}, CA ${join(mesh.info.ca, 'bundle.pem')}`);
           console.log(`\nmesh description: ${join(dir, 'mesh.json')}`);
         }
         if (opts.keepRunning) {

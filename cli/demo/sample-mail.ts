@@ -68,3 +68,21 @@ export async function mailboxes(info: MeshInfo): Promise<{ shard: string; mailbo
   }
   return out;
 }
+
+/**
+ * Wait until every address in `expect` has at least that many messages in its owner's mailbox
+ * (real mode: `250` from Postfix means queued, delivery follows). Polls the Maildirs until
+ * `timeoutMs`; returns the final listing either way.
+ */
+export async function awaitMailboxes(info: MeshInfo, expect: Map<string, number>, timeoutMs = 30_000): Promise<{ shard: string; mailbox: string; messages: number }[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const boxes = await mailboxes(info);
+    const done = [...expect].every(([address, n]) => {
+      const owner = info.users.find((u) => u.address === address)?.shard;
+      return boxes.some((b) => b.shard === owner && b.mailbox === address && b.messages >= n);
+    });
+    if (done || Date.now() >= deadline) return boxes;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
