@@ -78,6 +78,7 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
     let result;
     try {
       backend = await o.connectBackend(route, 'imap');
+      (backend as Duplex & { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true);
       pendingBackend = backend;
       result = await imapBackendLogin(backend, { endpoints: c.endpoints, tag: a.tag, command: a.command, maxLineLength: 65536 });
     } catch (err) {

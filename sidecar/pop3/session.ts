@@ -20,6 +20,11 @@ export const POP3_MOVED_ERR = '-ERR [SYS/TEMP] Mailbox moved, reconnect.';
 /** The reply Dovecot gives for a wrong password (RFC 3206 §4 AUTH), reused for unknown users. */
 const AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
 const PRIVACY = '-ERR [AUTH] Plaintext authentication disallowed on non-secure connections.';
+/** USER and PASS arguments are replayed to the backend as they came; a CR (a line ends only at LF
+ * here) or a NUL in them could split one command into two on a lenient server (RFC 1939 §3:
+ * arguments are printable text). */
+// eslint-disable-next-line no-control-regex -- the point is to find control characters
+const CONTROL_CHARS = /[\x00\r\n]/;
 
 /**
  * One POP3 client connection (RFC 1939) before and after login: CAPA (RFC 2449), STLS
@@ -74,6 +79,7 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
     let result;
     try {
       backend = await o.connectBackend(route, 'pop3');
+      (backend as Duplex & { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true);
       pendingBackend = backend;
       result = await pop3BackendLogin(backend, { endpoints: c.endpoints, commands, maxLineLength: 65536 });
     } catch (err) {
@@ -158,7 +164,7 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
         case 'USER':
           if (!pop3LoginAllowed(state())) {
             write(PRIVACY);
-          } else if (!arg || Buffer.byteLength(arg) > POP3_MAX_LOGIN_LENGTH) {
+          } else if (!arg || Buffer.byteLength(arg) > POP3_MAX_LOGIN_LENGTH || CONTROL_CHARS.test(arg)) {
             write('-ERR Invalid user name.');
           } else {
             user = arg;
@@ -172,6 +178,11 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
           }
           if (user === undefined) {
             write('-ERR No username given.');
+            break;
+          }
+          if (CONTROL_CHARS.test(arg)) {
+            // Replayed verbatim: a bare CR would end the line early on a lenient backend.
+            write('-ERR Invalid characters in password.');
             break;
           }
           // RFC 1939 §7: the password is the rest of the line and may contain spaces.

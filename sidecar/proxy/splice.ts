@@ -46,6 +46,9 @@ export interface Splice {
  * after pending bytes are flushed). Either side failing or closing tears down both.
  */
 export function splice(client: Duplex, backend: Duplex, o: SpliceOptions): Splice {
+  // Interactive protocol relayed chunk by chunk: Nagle on the backend leg would add a
+  // delayed-ACK wait (~40 ms) to small request/response exchanges.
+  for (const s of [client, backend] as (Duplex & { setNoDelay?: (on: boolean) => unknown })[]) s.setNoDelay?.(true);
   let closingLine: string | undefined;
   let stopClient = false;
   let grace: NodeJS.Timeout | undefined;

@@ -47,7 +47,8 @@ export function makeTestPki(): TestPki {
 export async function startTlsSplice(pki: TestPki, targetPort: number): Promise<{ port: number; connect(): Promise<Duplex>; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = tls.createServer({ cert: pki.certPem, key: pki.keyPem }, (s) => {
-    const up = net.connect({ host: '127.0.0.1', port: targetPort });
+    const up = net.connect({ host: '127.0.0.1', port: targetPort, noDelay: true });
+    s.setNoDelay(true);
     sockets.add(s);
     sockets.add(up);
     s.on('close', () => sockets.delete(s));
