@@ -157,8 +157,6 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
 
   async function start(): Promise<void> {
     if (pid && alive(pid)) return;
-    // `postfix check` creates the queue directories with the right owners.
-    await run(postfix, ['-c', dir, 'check']).catch(() => {});
     try {
       await run(postfix, ['-c', dir, 'start']);
     } catch (err) {
