@@ -154,7 +154,14 @@ export class MailClient {
     if (this.busy) throw new Error('MailClient.send called while another transaction is running');
     this.busy = true;
     try {
-      return await this.transaction(req);
+      // A repeated recipient goes out once: smtp-server merges repeated RCPTs and would then send
+      // fewer LMTP replies than RCPTs were accepted, desynchronising the reply stream.
+      const first = new Map<string, string>();
+      for (const r of req.recipients) if (!first.has(r.toLowerCase())) first.set(r.toLowerCase(), r);
+      const unique = [...first.values()];
+      if (unique.length === req.recipients.length) return await this.transaction(req);
+      const byKey = new Map((await this.transaction({ ...req, recipients: unique })).recipients.map((r) => [r.address.toLowerCase(), r]));
+      return { recipients: req.recipients.map((address) => ({ ...byKey.get(address.toLowerCase())!, address })) };
     } catch (err) {
       this.breakConnection();
       throw err;

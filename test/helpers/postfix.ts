@@ -185,6 +185,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     lmtp_connection_cache_time_limit: '2s',
     lmtp_connection_reuse_time_limit: '10s',
     lmtp_connect_timeout: '5s',
+    // A backend that accepts but never greets must not hold a test for Postfix's default 300 s.
+    lmtp_helo_timeout: '30s',
     smtpd_banner: '$myhostname ESMTP',
     ...opts.extraMainCf,
   };

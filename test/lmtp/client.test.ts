@@ -117,6 +117,21 @@ describe('MailClient over LMTP', () => {
     assert.equal(client.usable, false);
   });
 
+  test('a repeated recipient is sent once and reported for each occurrence', async () => {
+    const srv = await startDouble({ lmtp: true, decide: (rcpts) => rcpts.map((r) => `stored for ${r}`) });
+    const client = await open(srv.port);
+    const res = await client.send({ from: 'a@x.test', recipients: ['ok@y.test', 'second@y.test', 'OK@y.test'], body: Buffer.from('x\r\n') });
+    const after = await client.send({ from: 'a@x.test', recipients: ['third@y.test'], body: Buffer.from('y\r\n') });
+    await client.quit();
+    assert.deepEqual(res.recipients.map((r) => [r.address, r.code, r.message]), [
+      ['ok@y.test', 250, 'stored for ok@y.test'],
+      ['second@y.test', 250, 'stored for second@y.test'],
+      ['OK@y.test', 250, 'stored for ok@y.test'],
+    ]);
+    assert.deepEqual(srv.received[0].to, ['ok@y.test', 'second@y.test']);
+    assert.equal(after.recipients[0].message, 'stored for third@y.test');
+  });
+
   test('sends no DATA when no recipient is accepted, and the connection stays usable', async () => {
     const srv = await startDouble({ lmtp: true });
     const client = await open(srv.port);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ const SHARD_OF: Record<string, string> = { 'alice@mail.test': 'tokyo-1', 'bob@ma
 function route(address: string): RouteAnswer {
   if (!address.includes('@')) return { kind: 'invalid' };
   if (!address.endsWith('@mail.test')) return { kind: 'not-hosted' };
+  if (address === 'flaky@mail.test') throw new Error('placement snapshot unavailable');
   return { kind: 'shard', shardId: SHARD_OF[address] ?? 'tokyo-1' };
 }
 
@@ -36,7 +37,9 @@ async function copies(backend: MaildirLmtp, address: string, marker: string): Pr
 async function waitFor(what: string, check: () => Promise<boolean>, pf: PostfixInstance, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- maillog ---\n${await pf.maillog()}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}\n--- queue ---\n${JSON.stringify(await pf.queue())}\n--- maillog ---\n${await pf.maillog()}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -59,6 +62,7 @@ test('a private Postfix routes each recipient by socketmap answers to its LMTP b
   let egress: MaildirLmtp | undefined;
   let map: SocketmapServer | undefined;
   let pf: PostfixInstance | undefined;
+  let closeHolder = async () => {};
   try {
     // Two embedded backends: one stands in for the local Dovecot, one for the sidecar's egress.
     // Each accepts only the user that must reach it, so a wrong route cannot pass unnoticed.
@@ -106,9 +110,20 @@ test('a private Postfix routes each recipient by socketmap answers to its LMTP b
     assert.ok(lookups.includes('transport alice@mail.test'), lookups.join('\n'));
     assert.ok(lookups.includes('recipients nobody@mail.test'), lookups.join('\n'));
 
+    // A lookup failure (socketmap TEMP) is a temporary refusal at RCPT: the sender retries.
+    const flaky = await submit(pfi, ['flaky@mail.test'], 'Subject: flaky\r\n\r\nx\r\n');
+    assert.equal(flaky.recipients[0].code, 451, flaky.recipients[0].message);
+    assert.equal(flaky.recipients[0].enhanced?.[0], '4');
+
     // 2. The egress backend is down: bob's copy stays queued (deferred), alice's is delivered.
     await egress.close();
     egress = undefined;
+    // Hold the port while the backend is down, so no other process on this machine can take it
+    // (Postfix would then talk to a stranger): every connection is dropped at once, which Postfix
+    // treats like a dead backend and defers.
+    const holder = createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => holder.listen(egressPort, '127.0.0.1', resolve));
+    closeHolder = () => new Promise<void>((resolve) => holder.close(() => resolve()));
     const marker2 = `second-${Date.now()}`;
     const res2 = await submit(pfi, ['alice@mail.test', 'bob@mail.test'], `Subject: ${marker2}\r\n\r\nagain ${marker2}\r\n`);
     assert.deepEqual(res2.recipients.map((r) => r.code), [250, 250]);
@@ -116,12 +131,16 @@ test('a private Postfix routes each recipient by socketmap answers to its LMTP b
     let deferredFor: string[] = [];
     await waitFor('bob deferred in the queue', async () => {
       const q = await pfi.queue();
-      deferredFor = q.filter((m) => m.queue_name === 'deferred').flatMap((m) => m.recipients.map((r) => r.address));
+      // A deferred recipient carries its delay_reason; between retries the message may briefly
+      // sit in the active queue, so the reason, not the queue name, is what we look for.
+      deferredFor = q.flatMap((m) => m.recipients.filter((r) => r.delay_reason !== undefined || m.queue_name === 'deferred').map((r) => r.address));
       return deferredFor.length > 0;
     }, pfi);
     assert.deepEqual(deferredFor, ['bob@mail.test']);
 
     // 3. The backend comes back on the same port; a flush delivers the copy exactly once.
+    await closeHolder();
+    closeHolder = async () => {};
     egress = await startEgress();
     await pfi.flush();
     await waitFor('bob to get the second message', async () => (await copies(egress!, 'bob@mail.test', marker2)).length >= 1, pfi);
@@ -134,6 +153,7 @@ test('a private Postfix routes each recipient by socketmap answers to its LMTP b
     await map?.close();
     await local?.close();
     await egress?.close();
+    await closeHolder();
     await rm(root, { recursive: true, force: true });
   }
 });

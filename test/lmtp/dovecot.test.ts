@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { requireBinary } from '../helpers/real.ts';
+import { startDovecot, type DovecotInstance } from '../helpers/dovecot.ts';
+import { MailClient } from '../../sidecar/lmtp/client.ts';
+
+async function stored(dc: DovecotInstance, address: string): Promise<Buffer[]> {
+  const dir = join(dc.maildirOf(address), 'new');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return Promise.all(names.map((n) => readFile(join(dir, n))));
+}
+
+test('MailClient against a real Dovecot LMTP: per-recipient replies, dot-stuffing, 8-bit, reuse', async (t) => {
+  if (!requireBinary(t, 'dovecot', 'dovecot-core dovecot-lmtpd')) return;
+  const dc = await startDovecot({ users: [{ address: 'alice@mail.test', password: 'a' }, { address: 'bob@mail.test', password: 'b' }] });
+  try {
+    const socket = connect(dc.lmtpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const client = await MailClient.open(socket, { lmtp: true, heloName: 'sidecar.test', timeoutMs: 10_000 });
+    assert.equal(client.capabilities.pipelining, true);
+    assert.equal(client.capabilities.eightBitMime, true);
+    assert.equal(client.capabilities.enhancedStatusCodes, true);
+
+    const body = Buffer.from('Subject: =?UTF-8?B?5pel5pys?=\r\nMessage-ID: <dc-1@x.test>\r\n\r\n.a dotted line\r\n.\r\n日本語\r\nend\r\n', 'utf8');
+    const res = await client.send({ from: 'sender@x.test', recipients: ['alice@mail.test', 'nobody@mail.test', 'bob@mail.test'], body });
+    assert.deepEqual(res.recipients.map((r) => [r.address, r.code, r.enhanced, r.accepted]), [
+      ['alice@mail.test', 250, '2.0.0', true],
+      ['nobody@mail.test', 550, '5.1.1', false],
+      ['bob@mail.test', 250, '2.0.0', true],
+    ]);
+    // Dovecot prepends Return-Path, Delivered-To and Received and stores LF line ends
+    // (mail_save_crlf = no): the message itself must follow unchanged.
+    const expected = body.toString('utf8').replace(/\r\n/g, '\n');
+    for (const user of ['alice@mail.test', 'bob@mail.test']) {
+      const copies = await stored(dc, user);
+      assert.equal(copies.length, 1, user);
+      const text = copies[0].toString('utf8');
+      assert.ok(text.endsWith(expected), text);
+      assert.match(text, /^Return-Path: <sender@x\.test>\n/);
+    }
+
+    // The same connection carries more transactions.
+    for (let i = 0; i < 5; i++) {
+      const r = await client.send({ from: 'sender@x.test', recipients: ['bob@mail.test'], body: Buffer.from(`Subject: n${i}\r\n\r\nx\r\n`) });
+      assert.equal(r.recipients[0].code, 250);
+    }
+    assert.equal(client.usable, true);
+    await client.quit();
+    assert.equal((await stored(dc, 'bob@mail.test')).length, 6);
+  } finally {
+    await dc.destroy();
+  }
+});
