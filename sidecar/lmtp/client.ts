@@ -184,7 +184,9 @@ export class MailClient {
   async quit(): Promise<void> {
     if (this.usable) {
       try {
-        await this.command('QUIT');
+        // Bounded: a server that never answers QUIT must not hold the caller for a long timeout.
+        await this.write('QUIT\r\n');
+        await this.reader.next(Math.min(this.timeoutMs, 5000));
       } catch {
         // The server may close before answering; we are leaving anyway.
       }
