@@ -25,6 +25,9 @@ export interface FaultProxy {
   set(mode: ProxyMode): Promise<void>;
   /** Limit the client→upstream direction to about `bytesPerSecond` (0 = unlimited). */
   throttle(bytesPerSecond: number): void;
+  /** Once `forwardedBytes()` reaches `bytes`, drop everything upstream→client (the peer's replies
+   * vanish, requests still pass); `undefined` turns it off. */
+  dropRepliesAfter(bytes: number | undefined): void;
   /** Bytes forwarded client→upstream since start (tests wait for "DATA is in flight"). */
   forwardedBytes(): number;
   /** Connections accepted since start. */
@@ -37,6 +40,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   const [host, tport] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   let mode: ProxyMode = 'forward';
   let rate = 0;
+  let dropAfter: number | undefined;
   let forwarded = 0;
   let acceptedCount = 0;
   const pairs = new Set<Pair>();
@@ -61,7 +65,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     });
     up.on('drain', () => { if (rate === 0 && mode === 'forward') p.client.resume(); });
     up.on('data', (chunk: Buffer) => {
-      if (mode !== 'forward') return;
+      if (mode !== 'forward' || (dropAfter !== undefined && forwarded >= dropAfter)) return;
       if (!p.client.write(chunk)) up.pause();
     });
     p.client.on('drain', () => up.resume());
@@ -115,6 +119,9 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     },
     throttle(bytesPerSecond) {
       rate = bytesPerSecond;
+    },
+    dropRepliesAfter(bytes) {
+      dropAfter = bytes;
     },
     forwardedBytes: () => forwarded,
     accepted: () => acceptedCount,
