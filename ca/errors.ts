@@ -27,6 +27,10 @@ export type CaErrorCode =
   | 'ERR_CA_EXISTS'
   | 'ERR_CA_NOT_FOUND'
   | 'ERR_CA_UNREADABLE'
+  | 'ERR_ROOT_UNKNOWN'
+  | 'ERR_ROOT_LAST'
+  | 'ERR_ROOT_IN_USE'
+  | 'ERR_ROTATION_PENDING'
   | 'ERR_PKCS12';
 
 /**

@@ -17,6 +17,11 @@ export interface CaMetadata {
   trustDomain: string;
   algorithm: KeyAlgorithm;
   createdAt: string;
+  /** CA rotations so far (`mailmesh ca rotate`, `ca retire-root`); absent before the first. The
+   * control plane appends `+ca<generation>` to snapshot revisions so every node sees a new one. */
+  generation?: number;
+  /** ISO 8601 time of the last rotation. */
+  rotatedAt?: string;
 }
 
 /** Absolute paths of a CA directory's files. */
