@@ -275,3 +275,16 @@ export class Tally {
     return `${name}: survived=${this.survived} accepted=${this.accepted} delivered=${this.delivered} duplicates=${this.duplicates} refused4xx=${this.refused4xx} refused5xx=${this.refused5xx} broken=${this.broken}`;
   }
 }
+
+/** PIDs whose parent is `pid` (from /proc/PID/stat), e.g. Dovecot's lmtp/imap children. */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // Field 4 (ppid) follows the command name in parentheses, which may itself hold spaces.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
