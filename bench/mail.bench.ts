@@ -1,0 +1,122 @@
+// Mail throughput, end to end (delivered into the Maildir, not just accepted): 10 KB messages
+//  - mail.mesh:     front door → Postfix → socketmap → egress → mesh mTLS → owner's ingress →
+//                   owner's Dovecot LMTP (recipient on a remote shard), real Postfix and Dovecot;
+//  - mail.direct:   the same size and count into one Postfix whose transport is a Dovecot LMTP on
+//                   the same machine (the baseline: what the machine does without mailmesh);
+//  - mail.embedded: front door → fan-out over the mesh → the owner's embedded Maildir store.
+// Figures only; never a pass/fail.
+import net from 'node:net';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MailClient } from '../sidecar/lmtp/client.ts';
+import { maildirPath } from '../sidecar/maildir/paths.ts';
+import { startLocalMesh, type LocalMesh } from '../cli/demo/local-mesh.ts';
+import { startDovecot } from '../cli/demo/backends/dovecot.ts';
+import { startPostfix } from '../cli/demo/backends/postfix.ts';
+import { freePorts } from '../cli/demo/ports.ts';
+import { realBackendsInstalled } from '../cli/demo/backends/system.ts';
+import { result, type BenchFn, type BenchResult } from './harness.ts';
+
+const RCPT = 'bob@mail.test'; // osaka-1 in the demo policy; sent via tokyo-1: a remote shard
+const CONCURRENCY = 8;
+const body = (i: number) => {
+  const head = `From: bench@example.org\r\nTo: ${RCPT}\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}-${Date.now()}-${Math.random()}@example.org>\r\n\r\n`;
+  return Buffer.from(head + ('x'.repeat(98) + '\r\n').repeat(Math.ceil((10 * 1024 - head.length) / 100)));
+};
+
+/** Send `n` messages to `address` over CONCURRENCY connections; returns how many got 250. */
+async function sendMany(address: string, n: number): Promise<number> {
+  const i = address.lastIndexOf(':');
+  let next = 0;
+  let ok = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    const socket = net.connect(Number(address.slice(i + 1)), address.slice(0, i));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = await MailClient.open(socket, { lmtp: false, heloName: 'bench.example.org', timeoutMs: 60_000 });
+    try {
+      while (next < n) {
+        const k = next++;
+        const res = await client.send({ from: 'bench@example.org', recipients: [RCPT], body: body(k) });
+        if (res.recipients[0].code === 250) ok++;
+      }
+    } finally {
+      await client.quit().catch(() => {});
+      socket.destroy();
+    }
+  }));
+  return ok;
+}
+
+const count = async (maildir: string) => (await readdir(join(maildir, 'new')).catch(() => [])).length;
+
+/** Send `n` and wait (bounded) until `n` more are in `maildir`; messages delivered per second. */
+async function measure(door: string, maildir: string, n: number): Promise<number> {
+  const before = await count(maildir);
+  const start = performance.now();
+  const accepted = await sendMany(door, n);
+  if (accepted !== n) throw new Error(`only ${accepted} of ${n} messages were accepted`);
+  const deadline = Date.now() + 180_000;
+  while ((await count(maildir)) < before + n) {
+    if (Date.now() > deadline) throw new Error(`only ${(await count(maildir)) - before} of ${n} delivered within 180 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function withMesh<T>(backends: 'embedded' | 'real', fn: (mesh: LocalMesh) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), `mm-bench-${backends}-`));
+  const mesh = await startLocalMesh({ dir, backends });
+  try {
+    return await fn(mesh);
+  } finally {
+    await mesh.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const door = (mesh: LocalMesh) => mesh.info.shards.find((s) => s.id === 'tokyo-1')!.smtp;
+const bobBox = (mesh: LocalMesh) => maildirPath(mesh.info.shards.find((s) => s.id === 'osaka-1')!.maildir, RCPT);
+
+export const run: BenchFn = async ({ quick }) => {
+  const n = quick ? 100 : 500;
+  const out: BenchResult[] = [];
+  const warm = Math.min(50, n);
+  if (realBackendsInstalled() && process.getuid?.() === 0) {
+    const mesh = await withMesh('real', async (m) => {
+      await measure(door(m), bobBox(m), warm);
+      return measure(door(m), bobBox(m), n);
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'mm-bench-direct-'));
+    await chmod(dir, 0o755);
+    const dc = await startDovecot({ dir: join(dir, 'dovecot'), users: [{ address: RCPT, password: 'bench' }] });
+    let direct: number;
+    try {
+      const [port] = await freePorts(1);
+      const pf = await startPostfix({
+        dir: join(dir, 'postfix'), smtpPort: port, hostname: 'mx.mail.test', relayDomains: ['mail.test'],
+        transportMaps: `inline:{ mail.test=lmtp:inet:127.0.0.1:${dc.lmtpPort} }`, fastRetry: true,
+      });
+      try {
+        await measure(`127.0.0.1:${port}`, dc.maildirOf(RCPT), warm);
+        direct = await measure(`127.0.0.1:${port}`, dc.maildirOf(RCPT), n);
+      } finally {
+        await pf.stop();
+      }
+    } finally {
+      await dc.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+    out.push(result('mail.direct', direct, 'msg/s', null));
+    out.push(result('mail.mesh', mesh, 'msg/s', direct, `mail.direct, ${n} × 10 KB`, '>= 70% of direct'));
+  }
+  const embedded = await withMesh('embedded', async (m) => {
+    await measure(door(m), bobBox(m), warm);
+    return measure(door(m), bobBox(m), n);
+  });
+  out.push(result('mail.embedded', embedded, 'msg/s', null));
+  return out;
+};
