@@ -23,7 +23,7 @@ export class CliError extends MailmeshError {
 }
 
 const NOUN_HELP: Record<string, string> = {
-  ca: 'certificate authority: init, issue, inspect, revoke',
+  ca: 'certificate authority: init, issue, inspect, rotate, retire-root, revoke',
   policy: 'placement policy: validate, route, plan',
   token: 'join tokens for new nodes',
   cert: 'certificates for hosts without a sidecar',
