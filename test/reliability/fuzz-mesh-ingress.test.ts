@@ -72,6 +72,7 @@ test('random bytes, truncated and mutated ClientHellos, plaintext LMTP: closed, 
   const rng = new Rng(seed);
   const before = totalRejected();
   const beforeHandshake = ingress.stats.rejected.ERR_MESH_HANDSHAKE ?? 0;
+  const beforeAlpn = ingress.stats.rejected.ERR_MESH_UNKNOWN_ALPN ?? 0;
   const kinds = ['random', 'truncated-hello', 'flipped-hello', 'hello-then-garbage', 'plaintext-lmtp', 'http', 'nothing'] as const;
   const inputs = Array.from({ length: iterations(210) }, (_, i) => ({ kind: kinds[i % kinds.length], r: rng.fork() }));
   const results = await pool(inputs, 16, async ({ kind, r }, i) => {
@@ -108,10 +109,13 @@ test('random bytes, truncated and mutated ClientHellos, plaintext LMTP: closed, 
     sum.add(`input_${kind}`);
     return kind;
   });
-  // One refusal per connection, every one a handshake failure (there is no certificate to judge).
+  // One refusal per connection, each a handshake failure (there is no certificate to judge) —
+  // or an unknown ALPN when a flipped bit landed in the protocol name of the ClientHello.
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(totalRejected() - before, results.length, JSON.stringify(ingress.stats.rejected));
-  assert.equal((ingress.stats.rejected.ERR_MESH_HANDSHAKE ?? 0) - beforeHandshake, results.length);
+  const alpn = (ingress.stats.rejected.ERR_MESH_UNKNOWN_ALPN ?? 0) - beforeAlpn;
+  assert.equal((ingress.stats.rejected.ERR_MESH_HANDSHAKE ?? 0) - beforeHandshake + alpn, results.length, JSON.stringify(ingress.stats.rejected));
+  assert.ok(alpn <= results.filter((k) => k === 'flipped-hello').length, `${alpn} ALPN refusals`);
   assert.equal(backend.connections, 0);
   assert.equal(ingress.stats.accepted, 0);
 });
