@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
+import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the egress: the loopback LMTP listener Postfix uses as next hop for
  * recipients on other shards. */
@@ -23,8 +24,7 @@ export interface Egress {
   close(): Promise<void>;
 }
 
-const lmtpReply = (r: Reply): Error | string =>
-  isOk(r) ? `${r.enhanced} ${r.message}` : Object.assign(new Error(`${r.enhanced} ${r.message}`), { responseCode: r.code });
+const lmtpReply = (r: Reply): Error | string => (isOk(r) ? okText(r) : replyError(r));
 
 /**
  * Start the egress. It speaks LMTP so every recipient gets its own reply (RFC 2033 §4.2): the
@@ -44,7 +44,7 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       void (async () => {
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const body = await readBounded(stream, cfg.maxSize);
-        if (!body) return callback(Object.assign(new Error(`5.3.4 message exceeds the size limit of ${cfg.maxSize} bytes`), { responseCode: 552 }));
+        if (!body) return callback(replyError(tooBig(cfg.maxSize)));
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         const replies = await cfg.deliverer.deliver({ from, recipients }, body);
         cfg.onResult?.(replies, recipients);
@@ -53,17 +53,10 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
         callback(null, replies.map(lmtpReply) as unknown as string);
       })().catch((err: Error) => {
         cfg.log.error({ event: 'egress.error', err: err.message }, 'egress failure');
-        callback(Object.assign(new Error(`4.3.0 local error, try again later`), { responseCode: 451 }));
+        callback(replyError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
       });
     },
   });
   server.on('error', (err) => cfg.log.warn({ event: 'egress.server_error', err: err.message }, 'egress server error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => resolve());
-  });
-  return {
-    port: (server.server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return listen(server, cfg.host, cfg.port);
 }

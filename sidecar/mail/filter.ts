@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Handoff } from './handoff.ts';
 import { isOk, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
+import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the outbound content filter (Postfix FILTER_README, after-queue). */
 export interface FilterConfig {
@@ -41,26 +42,19 @@ export async function startFilter(cfg: FilterConfig): Promise<{ port: number; cl
     onData(stream, session, callback) {
       void (async () => {
         const body = await readBounded(stream, cfg.maxSize);
-        if (!body) return callback(Object.assign(new Error(`5.3.4 message exceeds the size limit of ${cfg.maxSize} bytes`), { responseCode: 552 }));
+        if (!body) return callback(replyError(tooBig(cfg.maxSize)));
         const signed = await cfg.sign(body, fromDomain(body));
         const reply: Reply = await cfg.reinject(
           { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', recipients: session.envelope.rcptTo.map((r) => r.address) },
           signed,
         );
-        if (isOk(reply)) return callback(null, `${reply.enhanced} ${reply.message}`);
-        callback(Object.assign(new Error(`${reply.enhanced} ${reply.message}`), { responseCode: reply.code }));
+        if (isOk(reply)) return callback(null, okText(reply));
+        callback(replyError(reply));
       })().catch((err: Error) => {
         cfg.log.error({ event: 'filter.error', err: err.message }, 'outbound filter failure');
-        callback(Object.assign(new Error('4.3.0 signing failed, try again later'), { responseCode: 451 }));
+        callback(replyError({ code: 451, enhanced: '4.3.0', message: 'signing failed, try again later' }));
       });
     },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => resolve());
-  });
-  return {
-    port: (server.server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return listen(server, cfg.host, cfg.port);
 }

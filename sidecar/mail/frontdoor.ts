@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Placement } from './deliver.ts';
 import { formatReply, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
+import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 import { enforceLineDeadline } from './line-deadline.ts';
 
 /** What the mail-authentication step decided for one message (see sidecar/auth). */
@@ -56,13 +57,6 @@ export interface FrontDoor {
   close(): Promise<void>;
 }
 
-/** An smtp-server callback error with an SMTP reply: smtp-server prints `responseCode message`,
- * so the enhanced status code goes at the start of the message (enhanced codes are not added by
- * smtp-server with its defaults). */
-function smtpError(r: Reply): Error & { responseCode: number } {
-  return Object.assign(new Error(`${r.enhanced} ${r.message}`), { responseCode: r.code });
-}
-
 /**
  * Start the public SMTP front door: RCPT is checked against placement (unhosted domain → 550
  * 5.7.1, unknown user → 550 5.1.1), DATA is read within the SIZE limit, mail authentication
@@ -85,13 +79,13 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
     logger: false,
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (session.envelope.rcptTo.length >= cfg.maxRecipients) {
-        return callback(smtpError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
+        return callback(replyError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
       }
       const where = cfg.placement(address.address);
-      if (where.kind === 'invalid') return callback(smtpError({ code: 501, enhanced: '5.1.3', message: 'bad recipient address syntax' }));
-      if (where.kind === 'not-hosted') return callback(smtpError({ code: 550, enhanced: '5.7.1', message: 'relay access denied: domain not hosted here' }));
+      if (where.kind === 'invalid') return callback(replyError({ code: 501, enhanced: '5.1.3', message: 'bad recipient address syntax' }));
+      if (where.kind === 'not-hosted') return callback(replyError({ code: 550, enhanced: '5.7.1', message: 'relay access denied: domain not hosted here' }));
       if (cfg.isKnownUser?.(address.address) === false) {
-        return callback(smtpError({ code: 550, enhanced: '5.1.1', message: 'no such user here' }));
+        return callback(replyError({ code: 550, enhanced: '5.1.1', message: 'no such user here' }));
       }
       callback();
     },
@@ -102,7 +96,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         // Over the limit (RFC 1870 §6.3): 552 5.3.4, and nothing of it was kept.
         if (!body) {
           cfg.onResult?.('rejected', recipients);
-          return callback(smtpError({ code: 552, enhanced: '5.3.4', message: `message exceeds the size limit of ${cfg.maxSize} bytes` }));
+          return callback(replyError(tooBig(cfg.maxSize)));
         }
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         let message = body;
@@ -110,7 +104,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
           const outcome = await cfg.check({ message: body, ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', mailFrom: from, recipients });
           if (outcome.refuse) {
             cfg.onResult?.(outcome.refuse.code >= 500 ? 'rejected' : 'deferred', recipients);
-            return callback(smtpError(outcome.refuse));
+            return callback(replyError(outcome.refuse));
           }
           message = outcome.message;
         }
@@ -118,29 +112,24 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         cfg.log.info({ event: 'smtp.message', session: session.id, recipients: recipients.length, reply: formatReply(reply) }, 'message handled');
         if (reply.code >= 200 && reply.code < 300) {
           cfg.onResult?.('accepted', recipients);
-          return callback(null, `${reply.enhanced} ${reply.message}`);
+          return callback(null, okText(reply));
         }
         cfg.onResult?.(reply.code >= 500 ? 'rejected' : 'deferred', recipients);
-        callback(smtpError(reply));
+        callback(replyError(reply));
       })().catch((err: Error) => {
         cfg.log.error({ event: 'smtp.error', err: err.message }, 'front door failure');
-        callback(smtpError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
+        callback(replyError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
       });
     },
   });
   // socketTimeout is an idle timeout; a slowloris client must not keep its slot forever.
   enforceLineDeadline(server.server, cfg.socketTimeoutMs);
   server.on('error', (err) => cfg.log.warn({ event: 'smtp.server_error', err: err.message }, 'smtp server error'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => resolve());
-  });
-  const port = (server.server.address() as { port: number }).port;
+  const bound = await listen(server, cfg.host, cfg.port);
   return {
-    port,
+    ...bound,
     updateTls(tls) {
       server.updateSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
