@@ -77,6 +77,9 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
     socketTimeout: cfg.socketTimeoutMs,
     closeTimeout: 5_000,
     logger: false,
+    // No reverse DNS through the system resolver on every connection: mail authentication uses
+    // the operator's resolver, and a PTR lookup per connection is a cheap DoS lever.
+    disableReverseLookup: true,
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (session.envelope.rcptTo.length >= cfg.maxRecipients) {
         return callback(replyError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
