@@ -124,13 +124,16 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
     const users = routed.map((r) => ({ address: r.address, shard: r.shard, password: real ? randomPassword() : '' }));
     if (real) {
       say('starting a private Dovecot and Postfix per shard');
-      await Promise.all(DEMO_SHARDS.map(async (s, k) => {
+      // allSettled: every shard's servers are registered (and so stopped) before a failure is thrown.
+      const started = await Promise.allSettled(DEMO_SHARDS.map(async (s, k) => {
         const b = await startShardBackends({
           dir: join(dir, 'shards', s.id), shardId: s.id, users, domains: ['mail.test'],
           postfixPort: shardPorts[k].postfix, socketmapPort: shardPorts[k].socketmap, fastRetry: true,
         });
         backends.set(s.id, b);
       }));
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
     const shards: ShardInfo[] = [];
     for (const [k, s] of DEMO_SHARDS.entries()) {
