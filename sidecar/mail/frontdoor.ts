@@ -112,7 +112,11 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
           message = outcome.message;
         }
         const reply = await cfg.handoff({ from, recipients }, message);
-        cfg.log.info({ event: 'smtp.message', session: session.id, recipients: recipients.length, reply: formatReply(reply) }, 'message handled');
+        // One event per message: its queue id (Postfix's, when it queued it), owning shards and
+        // outcome. Never the body, never addresses' local parts beyond the count.
+        const shards = [...new Set(recipients.map((r) => { const p = cfg.placement(r); return p.kind === 'shard' ? p.shardId : p.kind; }))];
+        const queueId = /queued as ([A-Za-z0-9]+)/.exec(reply.message)?.[1];
+        cfg.log.info({ event: 'smtp.message', session: session.id, queueId, shards, recipients: recipients.length, size: message.length, reply: formatReply(reply) }, 'message handled');
         if (reply.code >= 200 && reply.code < 300) {
           cfg.onResult?.('accepted', recipients);
           return callback(null, okText(reply));
