@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { MaildirError } from './errors.ts';
 import { maildirPath } from './paths.ts';
 
@@ -26,9 +26,11 @@ const inFlight = new Map<string, Promise<unknown>>();
 
 /**
  * Store one copy of `message` in `recipient`'s Maildir unless this exact copy was stored before.
- * Maildir protocol: write to `tmp/`, fsync, rename into `new/`, fsync the directory; then record
- * the key in `root/.delivered/<key>` (created with O_EXCL, so it survives a restart). A crash
- * between the rename and the record can at worst give a duplicate on retry, never a loss.
+ * Maildir protocol: write to `tmp/`, fsync; record the key in `root/.delivered/<key>` as
+ * `pending` with the file's name, fsync; rename into `new/`, fsync the directory; then mark the
+ * record `done` (atomic replace). A crash anywhere leaves either no record, or a `pending` record
+ * whose file is (rename happened) or is not (rename did not) in the Maildir — a retry checks
+ * which, so it neither loses the message nor stores it twice.
  * Throws {@link MaildirError} `ERR_MAILDIR_WRITE` when the copy could not be stored.
  */
 export async function deliverOnce(root: string, recipient: string, message: Uint8Array): Promise<StoreOutcome> {
@@ -45,9 +47,15 @@ export async function deliverOnce(root: string, recipient: string, message: Uint
 
 async function store(root: string, recipient: string, message: Uint8Array, key: string): Promise<StoreOutcome> {
   const marker = join(root, '.delivered', key);
-  if (await exists(marker)) return 'duplicate';
   const dir = maildirPath(root, recipient);
+  const previous = await readMarker(marker);
+  if (previous?.state === 'done') return 'duplicate';
   try {
+    if (previous?.state === 'pending' && (await storedAs(dir, previous.file))) {
+      // The last attempt renamed the copy into place but died before saying so.
+      await writeMarker(marker, 'done', recipient, previous.file);
+      return 'duplicate';
+    }
     await Promise.all(['tmp', 'new', 'cur'].map((d) => mkdir(join(dir, d), { recursive: true, mode: 0o700 })));
     await mkdir(join(root, '.delivered'), { recursive: true, mode: 0o700 });
     const now = Date.now();
@@ -65,21 +73,51 @@ async function store(root: string, recipient: string, message: Uint8Array, key: 
       throw err;
     }
     await fh.close();
+    await writeMarker(marker, 'pending', recipient, name);
     await rename(tmp, join(dir, 'new', name));
     await syncDir(join(dir, 'new'));
-    const mh = await open(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      await mh.writeFile(`${recipient}\n${join('new', name)}\n`);
-      await mh.sync();
-    } finally {
-      await mh.close();
-    }
-    await syncDir(join(root, '.delivered'));
+    await writeMarker(marker, 'done', recipient, name);
     return 'delivered';
   } catch (err) {
     if (err instanceof MaildirError) throw err;
     throw new MaildirError('ERR_MAILDIR_WRITE', `could not store a copy for ${recipient}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** A delivery record: `done` or `pending`, and the Maildir file name it is about. Records
+ * written before the two-phase protocol (no state line) count as `done`. */
+async function readMarker(path: string): Promise<{ state: 'done' | 'pending'; file: string } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  if (lines[0] === 'pending' || lines[0] === 'done') return { state: lines[0], file: basename(lines[2] ?? '') };
+  return { state: 'done', file: basename(lines[1] ?? '') };
+}
+
+/** Replace a delivery record atomically (temp file, fsync, rename, fsync the directory). */
+async function writeMarker(path: string, state: 'done' | 'pending', recipient: string, file: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${++seq}.tmp`;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await fh.writeFile(`${state}\n${recipient}\n${join('new', file)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  await syncDir(dirname(path));
+}
+
+/** Is the file in the Maildir: in `new/`, or moved to `cur/` by a reader (`NAME:2,FLAGS`)? */
+async function storedAs(dir: string, file: string): Promise<boolean> {
+  if (!file) return false;
+  if (await exists(join(dir, 'new', file))) return true;
+  const cur = await readdir(join(dir, 'cur')).catch(() => [] as string[]);
+  return cur.some((f) => f === file || f.startsWith(`${file}:`));
 }
 
 async function exists(path: string): Promise<boolean> {
