@@ -31,6 +31,9 @@ function fmtLoc(at: SourceLocation | undefined): string {
   return at ? `${at.file}:${at.line}:${at.col}` : 'unknown location';
 }
 
+/** The shortest workload certificate lifetime a policy may ask for. */
+export const MIN_WORKLOAD_TTL_MS = 120_000;
+
 /** Build the model from every file; problems are appended to `problems`. */
 export function buildModel(sources: SourceFile[], problems: Problem[]): ModelDraft {
   let trustDomain: string | undefined;
@@ -64,6 +67,11 @@ export function buildModel(sources: SourceFile[], problems: Problem[]): ModelDra
           if (typeof text !== 'string') continue;
           try {
             certificates[field] = parseDuration(text);
+            // Leaves are backdated 60 s for clock skew and renewed at half-life: below 2 minutes
+            // the half-life would fall before "now" and nodes would renew without pause.
+            if (field === 'workloadTtlMs' && certificates[field] < MIN_WORKLOAD_TTL_MS) {
+              src.problem(['certificates', key], 'ERR_POLICY_BAD_DURATION', `workloadTtl ${text} is too short: use at least 2m (certificates are backdated 60 s and renewed at half-life)`);
+            }
           } catch (err) {
             src.problem(['certificates', key], 'ERR_POLICY_BAD_DURATION', (err as Error).message);
           }

@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPolicy, PolicyError, formatProblem, type Problem } from '../../policies/index.ts';
 import { MESH_YAML, policyDir } from './fixtures.ts';
+import { mkdtemp, cp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Load a policy that must be invalid; returns `file:line:col: message` lines and codes. */
 function problemsOf(files: Record<string, string>): { lines: string[]; problems: Problem[] } {
@@ -204,4 +207,14 @@ test('a missing or empty policy directory is a typed error', () => {
   } finally {
     cleanup();
   }
+});
+
+test('a workload TTL under 2 minutes is refused with file:line (backdating would make nodes renew without pause)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mm-ttl-'));
+  await cp('policies/examples/demo', dir, { recursive: true });
+  const mesh = join(dir, 'mesh.yaml');
+  await writeFile(mesh, (await readFile(mesh, 'utf8')).replace('workloadTtl: 1h', 'workloadTtl: 90s'));
+  const line = (await readFile(mesh, 'utf8')).split('\n').findIndex((l) => l.includes('workloadTtl')) + 1;
+  assert.throws(() => loadPolicy(dir), (e: Error & { problems?: { code: string; line: number; file: string }[] }) =>
+    e.problems?.some((p) => p.code === 'ERR_POLICY_BAD_DURATION' && p.line === line && p.file.endsWith('mesh.yaml')) === true);
 });
