@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
-import { checkMailPod, checkNetworkPolicies, checkReferences, checkSelectors, checkSidecarConfigFormat, checkSnippetPorts, podTemplates } from './lib/checks.ts';
+import { checkControlPlanePod, checkMailPod, checkNetworkPolicies, checkReferences, checkSelectors, checkSidecarConfigFormat, checkSnippetPorts, podTemplates, type ControlPlaneConfigDoc } from './lib/checks.ts';
 import { parseDovecotConf } from './lib/conf-parsers.ts';
 import { internalsSidecarConfig, rendered, renderSidecarConfig, sidecarTemplate, snippets } from './lib/fixtures.ts';
 import { clone, type K8sObject } from './lib/yaml-docs.ts';
@@ -12,16 +12,22 @@ const cfgOf = (objs: K8sObject[], cm = 'mailmesh-sidecar') => renderSidecarConfi
 const mailPods = (objs: K8sObject[]) => podTemplates(objs).find((p) => p.workload.kind === 'StatefulSet')!;
 const hostPortOf = (a: string) => Number(a.slice(a.lastIndexOf(':') + 1));
 
+/** The control plane's config file text, as its ConfigMap ships it. */
+const cpConfigText = (objs: K8sObject[]) => (objs.find((o) => o.metadata.name === 'mailmesh-control-plane' && o.kind === 'ConfigMap')!.data as Record<string, string>)['control-plane.yaml'];
+const cpCfgOf = (objs: K8sObject[]) => parse(cpConfigText(objs)) as ControlPlaneConfigDoc;
+const cpPods = (objs: K8sObject[]) => podTemplates(objs).find((p) => p.workload.kind === 'Deployment' && p.workload.metadata.name === 'mailmesh-control-plane')!;
+
 /** Network check options derived from the configs, not repeated by hand. */
 function netOpts(objs: K8sObject[]) {
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('mailmesh-sidecar'))!.metadata.name;
   const cfg = cfgOf(objs, cm);
-  const cp = parse((objs.find((o) => o.metadata.name === 'mailmesh-control-plane' && o.kind === 'ConfigMap')!.data as Record<string, string>)['control-plane.yaml']) as { listen: string };
+  const cp = cpCfgOf(objs);
   return {
     meshLabel: { 'mailmesh.io/mesh-sidecar': 'true' },
     meshPort: hostPortOf(cfg.listen.mesh),
     controlPlanePort: hostPortOf(cp.listen),
     publicPorts: ['smtp', 'imap', 'imaps', 'pop3', 'pop3s'].map((k) => hostPortOf(cfg.listen[k])),
+    scrape: { namespace: { 'kubernetes.io/metadata.name': 'monitoring' }, sidecarPort: hostPortOf(cfg.listen.metrics), controlPlanePort: hostPortOf(cp.metrics!) },
   };
 }
 
@@ -125,6 +131,54 @@ test('mail pod check catches each broken copy', () => {
   assert.match(mutate((_cs, spec) => { spec.containers = spec.containers.filter((c) => c.name !== 'dovecot'); }), /needs containers sidecar, postfix and dovecot/);
 });
 
+test('control-plane pod: config listen and metrics ports, container ports and HTTP probes agree', () => {
+  for (const objs of [base(), rendered().twoRegions]) {
+    const cfg = cpCfgOf(objs);
+    assert.ok(cfg.metrics, 'the control-plane ConfigMap sets metrics');
+    assert.deepEqual(checkControlPlanePod(cpPods(objs), cfg), []);
+  }
+  // The sidecar and the control plane serve health on the same port, so one image HEALTHCHECK
+  // default (MAILMESH_HEALTH_PORT, test/deploy/dockerfile.test.ts) fits both.
+  assert.equal(hostPortOf(cpCfgOf(base()).metrics!), hostPortOf(cfgOf(base()).listen.metrics));
+});
+
+test('the control-plane ConfigMap loads with the control plane\'s own config parser', async (t) => {
+  const mod = await import('../../control-plane/config.ts').catch(() => undefined);
+  if (!mod?.parseConfig) {
+    t.skip('control-plane/config.ts (parseConfig) not available');
+    return;
+  }
+  const cfg = mod.parseConfig(parse(cpConfigText(base())), '/', 'control-plane.yaml');
+  assert.equal(cfg.metrics, '0.0.0.0:9464');
+  assert.equal(cfg.listen, '0.0.0.0:7443');
+  assert.equal(cfg.caDir, '/etc/mailmesh/ca');
+});
+
+test('control-plane pod check catches each broken copy', () => {
+  const objs = base();
+  type C = { name: string; ports: { name: string; containerPort: number }[]; readinessProbe: { httpGet?: { path: string; port: unknown }; tcpSocket?: { port: unknown } }; livenessProbe: { httpGet?: { path: string; port: unknown }; tcpSocket?: { port: unknown } } };
+  const run = (f: (c: C) => void, cfgOver: Partial<ControlPlaneConfigDoc> = {}) => {
+    const p = clone(cpPods(objs));
+    f((p.spec.containers as unknown as C[]).find((c) => c.name === 'control-plane')!);
+    return checkControlPlanePod(p, { ...cpCfgOf(objs), ...cfgOver }).join('\n');
+  };
+  const none = () => {};
+  // The config moves the metrics port but the Deployment does not follow.
+  assert.match(run(none, { metrics: '0.0.0.0:9465' }), /serves metrics on 9465 but declares no containerPort 9465/);
+  assert.match(run(none, { metrics: '0.0.0.0:9465' }), /livenessProbe port metrics is not metrics 9465/);
+  assert.match(run(none, { metrics: '0.0.0.0:9465' }), /readinessProbe port metrics is not metrics 9465/);
+  assert.match(run(none, { metrics: undefined }), /no "metrics" address/);
+  assert.match(run(none, { metrics: '127.0.0.1:9464' }), /loopback only/);
+  assert.match(run(none, { metrics: '0.0.0.0:7443' }), /share port 7443/);
+  assert.match(run(none, { listen: '0.0.0.0:7444' }), /listens on 0.0.0.0:7444 but declares no containerPort 7444/);
+  // The Deployment changes and the config does not.
+  assert.match(run((c) => { c.ports.find((p) => p.name === 'metrics')!.containerPort = 9100; }), /no containerPort 9464/);
+  assert.match(run((c) => { c.readinessProbe.httpGet!.path = '/healthz'; }), /readinessProbe path \/healthz, expected \/readyz/);
+  assert.match(run((c) => { c.livenessProbe = { tcpSocket: { port: 'grpc' } }; }), /livenessProbe must be an httpGet on \/healthz/);
+  assert.match(run((c) => { c.readinessProbe.httpGet!.port = 'grpc'; }), /readinessProbe port grpc is not metrics 9464/);
+  assert.match(run((c) => { c.name = 'cp'; }), /needs a container named control-plane/);
+});
+
 test('references resolve and no Secret is kept in the manifests', () => {
   assert.deepEqual(checkReferences(base()), []);
   assert.deepEqual(checkReferences(rendered().twoRegions), []);
@@ -170,7 +224,7 @@ test('selector check catches each broken copy', () => {
   assert.match(checkSelectors(c).join(), /targetPort smtps/);
 });
 
-test('network policies: mesh port only from mesh pods, control plane only from mesh pods, public ports open', () => {
+test('network policies: mesh port only from mesh pods, control plane only from mesh pods, public ports open, metrics from monitoring', () => {
   assert.deepEqual(checkNetworkPolicies(base(), netOpts(base())), []);
   assert.deepEqual(checkNetworkPolicies(rendered().twoRegions, netOpts(rendered().twoRegions)), []);
 });
@@ -196,4 +250,11 @@ test('network policy check catches each broken copy', () => {
   assert.match(mutate('mailmesh-mail', (p) => { p.spec.ingress = p.spec.ingress.filter((r) => !r.ports?.some((x) => x.port === 25)); }), /public port 25 is not open/);
   assert.match(mutate('mailmesh-control-plane', (p) => { p.spec.ingress[0].from = [{ namespaceSelector: {} }]; }), /Deployment\/mailmesh-control-plane: NetworkPolicy mailmesh-control-plane lets non-mesh peers reach port 7443/);
   assert.match(mutate('mailmesh-control-plane', (p) => { p.spec.podSelector.matchLabels['app.kubernetes.io/component'] = 'cp'; }), /Deployment\/mailmesh-control-plane: no NetworkPolicy/);
+  // Metrics: scrapeable from the monitoring namespace, by nobody else.
+  const scrapeRule = (p: Pol) => p.spec.ingress.find((r) => r.ports?.some((x) => x.port === 9464))!;
+  assert.match(mutate('mailmesh-control-plane', (p) => { p.spec.ingress = p.spec.ingress.filter((r) => r !== scrapeRule(p)); }), /Deployment\/mailmesh-control-plane: metrics port 9464 is not allowed from the monitoring namespace/);
+  assert.match(mutate('mailmesh-control-plane', (p) => { delete scrapeRule(p).from; }), /Deployment\/mailmesh-control-plane: NetworkPolicy mailmesh-control-plane lets any peer reach metrics port 9464/);
+  assert.match(mutate('mailmesh-control-plane', (p) => { scrapeRule(p).ports = [{ port: 9100 }]; }), /Deployment\/mailmesh-control-plane: metrics port 9464 is not allowed/);
+  assert.match(mutate('mailmesh-mail', (p) => { scrapeRule(p).from = [{ namespaceSelector: {} }]; }), /StatefulSet\/mail: NetworkPolicy mailmesh-mail lets any peer reach metrics port 9464/);
+  assert.match(mutate('mailmesh-mail', (p) => { p.spec.ingress.push({ ports: [{ port: 9464 }] }); }), /StatefulSet\/mail: NetworkPolicy mailmesh-mail lets any peer reach metrics port 9464/);
 });

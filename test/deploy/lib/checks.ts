@@ -137,6 +137,47 @@ function mountOf(c: Container, spec: PodSpec, path: string) {
   return m ? spec.volumes?.find((v) => v.name === m.name) : undefined;
 }
 
+/** Liveness is an httpGet on /healthz and readiness on /readyz, both on the metrics port (the
+ * health server of common/health-server.ts, which the sidecar and the control plane both run). */
+function checkHealthProbes(id: string, c: Container, metricsPort: number, key: string): string[] {
+  const problems: string[] = [];
+  if (!c.ports?.some((p) => p.containerPort === metricsPort)) problems.push(`${id}: ${c.name} serves ${key} on ${metricsPort} but declares no containerPort ${metricsPort}`);
+  for (const [probe, path] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']] as const) {
+    const p = c[probe]?.httpGet;
+    if (!p) problems.push(`${id}: ${c.name} ${probe} must be an httpGet on ${path}`);
+    else {
+      if (p.path !== path) problems.push(`${id}: ${c.name} ${probe} path ${p.path}, expected ${path}`);
+      if (resolvePort(c, p.port) !== metricsPort) problems.push(`${id}: ${c.name} ${probe} port ${p.port} is not ${key} ${metricsPort}`);
+    }
+  }
+  return problems;
+}
+
+/** The control plane config, loosely typed (control-plane/config.ts). */
+export interface ControlPlaneConfigDoc {
+  listen: string;
+  metrics?: string;
+  [k: string]: unknown;
+}
+
+/** The control plane pod: its config's `listen` and `metrics` ports are declared container ports,
+ * `metrics` is bound on a pod address (the kubelet probes the pod IP, never its loopback), and
+ * the probes are HTTP /healthz and /readyz on the metrics port. */
+export function checkControlPlanePod(pods: Pods, cfg: ControlPlaneConfigDoc): string[] {
+  const id = `${pods.workload.kind}/${pods.workload.metadata.name}`;
+  const c = pods.spec.containers.find((x) => x.name === 'control-plane');
+  if (!c) return [`${id}: needs a container named control-plane`];
+  const problems: string[] = [];
+  const listen = hostPort(cfg.listen);
+  if (!c.ports?.some((p) => p.containerPort === listen.port)) problems.push(`${id}: control-plane listens on ${cfg.listen} but declares no containerPort ${listen.port}`);
+  if (!cfg.metrics) return [...problems, `${id}: control-plane config has no "metrics" address: nothing serves /healthz and /readyz for the probes`];
+  const metrics = hostPort(cfg.metrics);
+  if (metrics.host.startsWith('127.') || metrics.host === 'localhost' || metrics.host === '[::1]') problems.push(`${id}: control-plane metrics ${cfg.metrics} is loopback only: the kubelet and Prometheus reach the pod IP`);
+  if (metrics.port === listen.port) problems.push(`${id}: control-plane metrics and listen share port ${listen.port}`);
+  problems.push(...checkHealthProbes(id, c, metrics.port, 'metrics'));
+  return problems;
+}
+
 /** Within a mail pod: shared TLS volume, container ports, probes and config paths agree with the
  * sidecar config. `entrypoints` are the Postfix/Dovecot entrypoint scripts (they name the paths
  * they read). */
@@ -162,15 +203,7 @@ export function checkMailPod(pods: Pods, cfg: SidecarConfigDoc, entrypoints: { p
     if (host.startsWith('127.')) continue;
     if (!sidecar.ports?.some((p) => p.containerPort === port)) problems.push(`${id}: sidecar listens on ${name} ${addr} but declares no containerPort ${port}`);
   }
-  const metricsPort = hostPort(cfg.listen.metrics).port;
-  for (const [probe, path] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']] as const) {
-    const p = sidecar[probe]?.httpGet;
-    if (!p) problems.push(`${id}: sidecar ${probe} must be an httpGet on ${path}`);
-    else {
-      if (p.path !== path) problems.push(`${id}: sidecar ${probe} path ${p.path}, expected ${path}`);
-      if (resolvePort(sidecar, p.port) !== metricsPort) problems.push(`${id}: sidecar ${probe} port ${p.port} is not listen.metrics ${metricsPort}`);
-    }
-  }
+  problems.push(...checkHealthProbes(id, sidecar, hostPort(cfg.listen.metrics).port, 'listen.metrics'));
   for (const [c, backend] of [[postfix, 'postfix'], [dovecot, 'lmtp']] as const) {
     const port = resolvePort(c, c.readinessProbe?.tcpSocket?.port);
     if (port !== hostPort(cfg.backends[backend]).port) problems.push(`${id}: ${c.name} readiness probe port ${port} is not backends.${backend} ${cfg.backends[backend]}`);
@@ -280,8 +313,12 @@ interface NetPolRule {
 }
 
 /** Network policies: mesh ports talk only to mesh ports, the control plane port only to mesh pods,
- * the public mail ports stay open, and every mail and control-plane pod is covered. */
-export function checkNetworkPolicies(objects: K8sObject[], opts: { meshLabel: Labels; meshPort: number; controlPlanePort: number; publicPorts: number[] }): string[] {
+ * the public mail ports stay open, the metrics ports of sidecars and control plane are reachable
+ * from the monitoring namespace only, and every mail and control-plane pod is covered. */
+export function checkNetworkPolicies(
+  objects: K8sObject[],
+  opts: { meshLabel: Labels; meshPort: number; controlPlanePort: number; publicPorts: number[]; scrape?: { namespace: Labels; sidecarPort: number; controlPlanePort: number } },
+): string[] {
   const problems: string[] = [];
   const pods = podTemplates(objects);
   const pols = objects.filter((o) => o.kind === 'NetworkPolicy');
@@ -301,11 +338,22 @@ export function checkNetworkPolicies(objects: K8sObject[], opts: { meshLabel: La
       continue;
     }
     const isMesh = matches(opts.meshLabel, p.labels);
-    const guarded = isMesh ? opts.meshPort : p.spec.containers.some((c) => c.ports?.some((x) => x.containerPort === opts.controlPlanePort)) ? opts.controlPlanePort : undefined;
+    const isControlPlane = p.spec.containers.some((c) => c.ports?.some((x) => x.containerPort === opts.controlPlanePort));
+    const guarded = isMesh ? opts.meshPort : isControlPlane ? opts.controlPlanePort : undefined;
     if (guarded !== undefined) {
       const open = rules.filter(({ rule }) => mentions(rule, guarded));
       if (open.length === 0) problems.push(`${id}: port ${guarded} is not allowed from mesh pods`);
       for (const { pol, rule } of open) if (!onlyMesh(rule)) problems.push(`${id}: NetworkPolicy ${pol} lets non-mesh peers reach port ${guarded}`);
+    }
+    // Metrics: scrapeable from the monitoring namespace, and from nowhere else.
+    const scrapePort = !opts.scrape ? undefined : isMesh ? opts.scrape.sidecarPort : isControlPlane ? opts.scrape.controlPlanePort : undefined;
+    if (opts.scrape && scrapePort !== undefined) {
+      const ns = opts.scrape.namespace;
+      const fromMonitoring = (r: NetPolRule) =>
+        (r.from ?? []).length > 0 && (r.from ?? []).every((f) => !f.ipBlock && matches(ns, (f.namespaceSelector as { matchLabels?: Labels } | undefined)?.matchLabels ?? {}));
+      const open = rules.filter(({ rule }) => mentions(rule, scrapePort));
+      if (!open.some(({ rule }) => fromMonitoring(rule))) problems.push(`${id}: metrics port ${scrapePort} is not allowed from the monitoring namespace`);
+      for (const { pol, rule } of open) if (!fromMonitoring(rule)) problems.push(`${id}: NetworkPolicy ${pol} lets any peer reach metrics port ${scrapePort}`);
     }
     if (isMesh) {
       for (const port of opts.publicPorts) {

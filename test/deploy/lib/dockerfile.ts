@@ -42,6 +42,10 @@ export function checkDockerfile(text: string): string[] {
   if (!lastUser || !/^10001(:10001)?$/.test(lastUser)) problems.push(`Dockerfile: the final stage must run as USER 10001 (got ${lastUser ?? users.at(-1)?.args ?? 'none'})`);
   const hc = finalStage.find((i) => i.keyword === 'HEALTHCHECK')?.args ?? '';
   if (!/\/healthz/.test(hc) || !/9464/.test(hc) || !/\bnode\b/.test(hc)) problems.push('Dockerfile: HEALTHCHECK must ask /healthz on the metrics port 9464 with node');
+  // One variable for the sidecar and the control plane, defaulting to 9464 in the image and in the command.
+  if (!/process\.env\.MAILMESH_HEALTH_PORT\s*\|\|\s*9464\b/.test(hc)) problems.push('Dockerfile: HEALTHCHECK must read the port from MAILMESH_HEALTH_PORT (default 9464)');
+  const envPort = finalStage.filter((i) => i.keyword === 'ENV').map((i) => /\bMAILMESH_HEALTH_PORT=(\S+)/.exec(i.args)?.[1]).find((v) => v !== undefined);
+  if (envPort !== '9464') problems.push(`Dockerfile: the final stage must set ENV MAILMESH_HEALTH_PORT=9464 (got ${envPort ?? 'none'})`);
   if (/\bcurl\b|\bwget\b/.test(hc)) problems.push('Dockerfile: HEALTHCHECK must not need curl/wget (not in the slim image)');
   const entry = finalStage.find((i) => i.keyword === 'ENTRYPOINT')?.args;
   if (entry === undefined || JSON.stringify(JSON.parse(entry)) !== JSON.stringify(['node', 'cli/mailmesh.ts'])) problems.push(`Dockerfile: ENTRYPOINT must be ["node", "cli/mailmesh.ts"] (got ${entry})`);
@@ -63,4 +67,12 @@ export function checkDockerignore(text: string): string[] {
   const lines = new Set(text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
   const missing = ['.git', 'node_modules', 'test', 'bench', '**/*.key'].filter((p) => !lines.has(p));
   return missing.map((p) => `.dockerignore: must exclude ${p}`);
+}
+
+/** The HEALTHCHECK's exec-form command (`CMD ["node", "-e", "…"]`) as an argv, to run it for real. */
+export function healthCheckCommand(text: string): string[] {
+  const hc = parseDockerfile(text).find((i) => i.keyword === 'HEALTHCHECK')?.args ?? '';
+  const m = /\bCMD\s+(\[.*\])\s*$/.exec(hc);
+  if (!m) throw new Error(`Dockerfile: HEALTHCHECK has no exec-form CMD: ${hc}`);
+  return JSON.parse(m[1]) as string[];
 }
