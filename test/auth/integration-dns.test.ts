@@ -3,12 +3,9 @@
 // DKIM check at the end uses an independent verifier, OpenDKIM's opendkim-testmsg.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { requireBinary, findBinary } from '../helpers/real.ts';
-import { startKnot, txtRdata, writeKnotFiles, type Knot } from '../helpers/knot.ts';
+import { startKnot, txtRdata, type Knot } from '../helpers/knot.ts';
+import { opendkimVerifier } from '../helpers/opendkim.ts';
 import { createResolver } from '../../sidecar/auth/resolver.ts';
 import { verifyMessage } from '../../sidecar/auth/verify.ts';
 import { decide } from '../../sidecar/auth/decide.ts';
@@ -111,27 +108,11 @@ test('a message signed by sign.ts verifies with OpenDKIM (independent) against t
     t.skip('needs root for a private network/mount namespace');
     return;
   }
-  // opendkim-testmsg has no DNS server option: libopendkim asks the servers in
-  // /etc/resolv.conf on port 53. So it runs in private network + mount namespaces, where a
-  // second knotd serving the same zones listens on 127.0.0.1:53 and a bind-mounted
-  // resolv.conf points there. Nothing leaves the namespace; both processes end with it.
-  const dir = await mkdtemp(join(tmpdir(), 'mailmesh-odk-'));
+  // opendkim-testmsg runs in private network + mount namespaces with its own knotd on
+  // 127.0.0.1:53 (test/helpers/opendkim.ts).
+  const odk = await opendkimVerifier(knotd!, ZONES, 'sender.example');
+  const check = odk.check;
   try {
-    await writeKnotFiles(dir, '127.0.0.1@53', ZONES);
-    await writeFile(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
-    const check = async (name: string, message: Buffer) => {
-      await writeFile(join(dir, `${name}.eml`), message);
-      const script = [
-        'ip link set lo up',
-        `mount --bind ${dir}/resolv.conf /etc/resolv.conf`,
-        `${knotd} -c ${dir}/knot.conf 2>${dir}/knot.err & K=$!`,
-        // wait for knotd to answer (process start-up, not time-based logic)
-        'i=0; until kdig @127.0.0.1 +short +timeout=1 SOA sender.example >/dev/null 2>&1 || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.05; done',
-        `opendkim-testmsg < ${dir}/${name}.eml; RC=$?`,
-        'kill $K; wait $K 2>/dev/null; exit $RC',
-      ].join('\n');
-      return spawnSync('unshare', ['--net', '--mount', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
-    };
     for (const key of [rsa.key, ed.key]) {
       const signed = await createSigner({ keys: [key] }).sign(makeMessage({ from: 'alice@sender.example' }), 'sender.example');
       const ok = await check(`ok-${key.selector}`, signed);
@@ -146,7 +127,7 @@ test('a message signed by sign.ts verifies with OpenDKIM (independent) against t
     const unpublished = await check('nokey', await createSigner({ keys: [other.key] }).sign(makeMessage({ from: 'alice@sender.example' }), 'sender.example'));
     assert.notEqual(unpublished.status, 0);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await odk.close();
   }
 });
 
