@@ -1,7 +1,7 @@
 import type { Logger } from '../common/log.ts';
 import type { SidecarMetrics } from '../common/metrics.ts';
 import { findDomain } from '../policies/index.ts';
-import { addAuthResults, createResolver, createSigner, decide, loadSigningKeys, verifyMessage, type EnforcementMode } from './auth/index.ts';
+import { addAuthResults, createResolver, createSigner, decide, loadSigningKeys, verifyMessage, type EnforcementMode, type LookupFn } from './auth/index.ts';
 import type { SidecarConfig } from './config.ts';
 import type { CheckInput, CheckOutcome } from './mail/frontdoor.ts';
 import type { MeshView } from './view.ts';
@@ -10,10 +10,14 @@ import type { MeshView } from './view.ts';
  * The front door's mail-authentication step: SPF, DKIM, ARC and DMARC with the operator's
  * resolver, then the recipients' domain mode from policy decides (RFC 7489 §6.6.2 and the
  * issue's table in sidecar/auth/decide.ts). Returns undefined when `mailAuth: false`.
+ * `lookup` defaults to the caching resolver over `cfg.dns.servers`; a benchmark passes one
+ * over an in-memory zone.
  */
-export function mailAuthCheck(cfg: SidecarConfig, view: MeshView, metrics: SidecarMetrics, log: Logger): ((input: CheckInput) => Promise<CheckOutcome>) | undefined {
+export function mailAuthCheck(
+  cfg: SidecarConfig, view: MeshView, metrics: SidecarMetrics, log: Logger, lookup?: LookupFn,
+): ((input: CheckInput) => Promise<CheckOutcome>) | undefined {
   if (cfg.mailAuth === false) return undefined;
-  const resolver = createResolver({ servers: cfg.dns?.servers });
+  const resolver = lookup ?? createResolver({ servers: cfg.dns?.servers });
   const authservId = cfg.authservId ?? cfg.hostname;
   return async (input) => {
     const verdict = await verifyMessage({ message: input.message, ip: input.ip, helo: input.helo, mailFrom: input.mailFrom, resolver, authservId, trustedArcSealers: cfg.trustedArcSealers });
