@@ -1,6 +1,6 @@
-import { globToRegExp } from './glob.ts';
+import { compileGlob, globToRegExp } from './glob.ts';
 import { hashSet } from './resolve-directory.ts';
-import type { CompiledAuthz, CompiledDomain, CompiledPolicy, CompiledShard } from './compiled.ts';
+import type { CompiledAuthz, CompiledDomain, CompiledPolicy, CompiledShard, RuntimeRule } from './compiled.ts';
 import type { UserIndex } from './user-index.ts';
 import type { AuthorizationRule, Domain, Policy, RouteResult, ShardBackends } from './types.ts';
 
@@ -11,6 +11,12 @@ export interface CompileOptions {
   shardAddresses?: Record<string, string>;
   /** Backend addresses per shard (merged over the policy's). */
   shardBackends?: Record<string, ShardBackends>;
+}
+
+/** A runtime rule as compileDomain builds it: the regex plus, for an ASCII glob, the
+ * {@link compileGlob} program route() runs on the raw address instead (null: use `re`). */
+export interface RouteRule extends RuntimeRule {
+  glob: Int32Array | null;
 }
 
 /** Compile one SPIFFE ID pattern: `*` matches exactly one path segment. */
@@ -52,7 +58,12 @@ export function compileDomain(
     .map((r, i) => ({ r, slot: i + 1 }))
     .filter(({ r }) => r.match.localPart !== undefined && r.match.attributes === undefined)
     .sort((a, b) => (b.r.priority ?? 0) - (a.r.priority ?? 0) || a.slot - b.slot)
-    .map(({ r, slot }) => ({ re: globToRegExp(r.match.localPart!, d.caseSensitive), slot, ...hashSet(r.shardIds, shardIndex) }));
+    .map(({ r, slot }): RouteRule => ({
+      re: globToRegExp(r.match.localPart!, d.caseSensitive),
+      glob: compileGlob(r.match.localPart!, d.caseSensitive),
+      slot,
+      ...hashSet(r.shardIds, shardIndex),
+    }));
   const def = hashSet(d.defaultShardIds, shardIndex);
   return {
     name: d.name,

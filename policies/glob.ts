@@ -37,3 +37,66 @@ export function globsOverlap(a: string, b: string, caseSensitive: boolean): bool
   };
   return go(0, 0);
 }
+
+/** Pattern code of `*` in a {@link compileGlob} program. */
+export const GLOB_STAR = -1;
+/** Pattern code of `?` in a {@link compileGlob} program. */
+export const GLOB_ONE = -2;
+
+/**
+ * Compile an ASCII glob for {@link globMatch}: char codes (lower-cased when not `caseSensitive`),
+ * {@link GLOB_STAR} for `*` and {@link GLOB_ONE} for `?`. Null when the glob has a non-ASCII
+ * character: those keep using {@link globToRegExp}, whose case-insensitive matching of non-ASCII
+ * text is the reference.
+ *
+ * @example compileGlob('NOC-*', false) // Int32Array [110, 111, 99, 45, -1]
+ */
+export function compileGlob(glob: string, caseSensitive: boolean): Int32Array | null {
+  const prog = new Int32Array(glob.length);
+  for (let i = 0; i < glob.length; i++) {
+    let c = glob.charCodeAt(i);
+    if (c > 127) return null;
+    if (c === 42) c = GLOB_STAR;
+    else if (c === 63) c = GLOB_ONE;
+    else if (!caseSensitive && c >= 65 && c <= 90) c += 32;
+    prog[i] = c;
+  }
+  return prog;
+}
+
+/**
+ * Does `s[0, end)` match a {@link compileGlob} program? For ASCII text this agrees with
+ * `globToRegExp(glob, caseSensitive).test(s.slice(0, end))` when `fold === !caseSensitive` (the
+ * `i` flag canonicalizes ASCII by its letters only), without slicing or lower-casing a string.
+ * Greedy with backtracking to the last `*`: O(|s|·|glob|) worst case, one pass for `noc-*`.
+ */
+export function globMatch(prog: Int32Array, s: string, end: number, fold: boolean): boolean {
+  const m = prog.length;
+  let p = 0;
+  let i = 0;
+  let star = -1;
+  let mark = 0;
+  while (i < end) {
+    if (p < m) {
+      const pc = prog[p];
+      if (pc === GLOB_STAR) {
+        star = p++;
+        mark = i;
+        continue;
+      }
+      let c = s.charCodeAt(i);
+      if (fold && c >= 65 && c <= 90) c += 32;
+      if (pc === c || pc === GLOB_ONE) {
+        p++;
+        i++;
+        continue;
+      }
+    }
+    if (star < 0) return false;
+    // Let the last `*` take one more character and retry from there.
+    p = star + 1;
+    i = ++mark;
+  }
+  while (p < m && prog[p] === GLOB_STAR) p++;
+  return p === m;
+}

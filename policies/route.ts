@@ -1,5 +1,7 @@
 import { normalizeDomain } from './address.ts';
 import type { CompiledDomain, CompiledPolicy } from './compiled.ts';
+import type { RouteRule } from './compile.ts';
+import { globMatch } from './glob.ts';
 import { addressHash, fnv1a, rendezvous } from './hash.ts';
 import type { RouteResult } from './types.ts';
 
@@ -14,11 +16,30 @@ function domainOf(compiled: CompiledPolicy, address: string, at: number): Compil
     const len = address.length - at - 1;
     for (let i = 0; i < domains.length; i++) {
       const d = domains[i];
-      if (d.name.length === len && address.endsWith(d.name)) return d;
+      if (d.name.length === len && endsWithDomain(address, at + 1, d.name)) return d;
     }
   }
   const raw = address.slice(at + 1);
   return compiled.domainMap.get(raw) ?? compiled.domainMap.get(normalizeDomain(raw));
+}
+
+/**
+ * True when `address[from…]` equals the compiled (lower-case) domain `name`, ASCII letters
+ * compared case-insensitively: what `normalizeDomain(raw) === name` says for ASCII text, without
+ * building either string. Non-ASCII text and a root dot never match here; the caller's slow path
+ * decides those exactly as before.
+ */
+function endsWithDomain(address: string, from: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    const c = address.charCodeAt(from + k);
+    const n = name.charCodeAt(k);
+    if (c === n) {
+      if (c > 127) return address.endsWith(name);
+      continue;
+    }
+    if (c < 65 || c > 90 || c + 32 !== n) return false;
+  }
+  return name.charCodeAt(name.length - 1) !== 46;
 }
 
 /** The routing key of the local part: subaddress (RFC 5233) removed, case folded unless the
@@ -88,13 +109,14 @@ export function route(compiled: CompiledPolicy, address: string): RouteResult {
       return d.results[(p >>> 16) * n + (p & 0xffff)];
     }
   }
-  const rules = d.runtimeRules;
-  if (rules.length > 0) {
-    local ??= fold ? address.slice(0, end).toLowerCase() : address.slice(0, end);
-    for (let i = 0; i < rules.length; i++) {
-      const r = rules[i];
-      if (r.re.test(local)) return d.results[r.slot * n + rendezvous(h, r.indexes, r.seeds)];
-    }
+  const rules = d.runtimeRules as RouteRule[];
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i];
+    // ASCII key and glob: match the raw address in place; otherwise the regex on the key.
+    let hit: boolean;
+    if (local === undefined && r.glob) hit = globMatch(r.glob, address, end, fold);
+    else hit = r.re.test((local ??= fold ? address.slice(0, end).toLowerCase() : address.slice(0, end)));
+    if (hit) return d.results[r.slot * n + rendezvous(h, r.indexes, r.seeds)];
   }
   return d.results[d.defaultSlot * n + rendezvous(h, d.defaultIndexes, d.defaultSeeds)];
 }
