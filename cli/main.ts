@@ -11,7 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export type Register = (parent: Command) => void;
 
 /** Exit codes the CLI contract promises (documented in README): scripts and systemd units rely on them. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, unavailable: 69, tempfail: 75 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, tempfail: 75 } as const;
 
 /** An error the CLI prints as one line and turns into an exit code. */
 export class CliError extends MailmeshError {
