@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { result, rateSync, type BenchFn } from './harness.ts';
+import { result, type BenchFn } from './harness.ts';
 import { compilePolicy, loadPolicy, route, serializeCompiled, deserializeCompiled, type CompiledPolicy } from '../policies/index.ts';
 
 setFlagsFromString('--expose-gc');
@@ -65,6 +65,36 @@ function parseOnly(file: string): number {
   return n;
 }
 
+let sink = 0;
+
+/** route() calls per second over `keys`, for about `ms`. */
+function routeRate(c: CompiledPolicy, keys: string[], ms: number): number {
+  const start = performance.now();
+  let n = 0;
+  do {
+    for (let i = 0; i < keys.length; i++) {
+      const r = route(c, keys[i]);
+      if (r.kind === 'shard') sink += r.shardIndex;
+    }
+    n += keys.length;
+  } while (performance.now() - start < ms);
+  return n / ((performance.now() - start) / 1000);
+}
+
+/** Map.get calls per second over `keys`, for about `ms` (the same loop as {@link routeRate}). */
+function mapRate(map: Map<string, number>, keys: string[], ms: number): number {
+  const start = performance.now();
+  let n = 0;
+  do {
+    for (let i = 0; i < keys.length; i++) {
+      const v = map.get(keys[i]);
+      if (v !== undefined) sink += v;
+    }
+    n += keys.length;
+  } while (performance.now() - start < ms);
+  return n / ((performance.now() - start) / 1000);
+}
+
 export const run: BenchFn = async ({ quick }) => {
   const users = quick ? 100_000 : 1_000_000;
   const dir = mkdtempSync(join(tmpdir(), 'mailmesh-bench-policy-'));
@@ -87,21 +117,19 @@ export const run: BenchFn = async ({ quick }) => {
       keys.push(i % 4 === 3 ? `new.${i}@example.co.jp` : i % 8 === 1 ? `User.${u}+tag@Example.co.jp` : `user.${u}@example.co.jp`);
     }
     const c = compiled;
-    let k = 0;
-    let sink = 0;
-    const lookups = rateSync(() => {
-      const r = route(c, keys[k++ % keys.length]);
-      if (r.kind === 'shard') sink += r.shardIndex;
-    }, quick ? 500 : 1500, 1000);
     // Baseline: a raw Map.get on pre-normalized keys of the same shape.
     const map = new Map(c.domains[0].users!.locals.map((l, i) => [l, i]));
     const rawKeys = keys.map((a) => a.slice(0, a.indexOf('@')).toLowerCase().split('+')[0]);
-    k = 0;
-    const rawRate = rateSync(() => {
-      const v = map.get(rawKeys[k++ % rawKeys.length]);
-      if (v !== undefined) sink += v;
-    }, quick ? 500 : 1500, 1000);
-    if (sink === -1) console.log(sink);
+    // Both loops have the same shape (a plain for over a pre-built key array, no per-call
+    // closure). Interleaved windows, best of each: a burst of load from other processes on a
+    // shared machine then lowers neither figure alone.
+    const windowMs = quick ? 250 : 500;
+    let lookups = 0;
+    let rawRate = 0;
+    for (let rep = 0; rep < 3; rep++) {
+      lookups = Math.max(lookups, routeRate(c, keys, windowMs));
+      rawRate = Math.max(rawRate, mapRate(map, rawKeys, windowMs));
+    }
 
     t = performance.now();
     const snapshot = serializeCompiled(c);
@@ -112,6 +140,7 @@ export const run: BenchFn = async ({ quick }) => {
     const snapshotMb = Buffer.byteLength(snapshot) / 2 ** 20;
     const csvMb = readFileSync(join(dir, 'users.csv')).length / 2 ** 20;
     compiled = undefined;
+    if (sink === -1) console.log(sink);
 
     return [
       result('policy.compile', compileS, 's', parseS, `parse ${users} CSV rows only`, '<= 3 s for 1M users'),
