@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { controlPlaneSpiffeId } from '../ca/spiffe.ts';
 import type { Clock } from '../common/clock.ts';
@@ -11,6 +11,7 @@ import type { StatusResponse__Output } from './generated/mailmesh/v1/StatusRespo
 import type { RevokeResponse__Output } from './generated/mailmesh/v1/RevokeResponse.ts';
 import { ApiError } from './errors.ts';
 import { loadProto, MAX_MESSAGE_BYTES } from './proto.ts';
+import { signExpiredProof } from './expired-proof.ts';
 
 export { verifySnapshot, type SnapshotPayload } from './snapshot.ts';
 export { ApiError, isApiError } from './errors.ts';
@@ -48,7 +49,7 @@ export interface SignResult {
 
 /** The sidecar's view of certificate issuance (sidecar/identity expects exactly this). */
 export interface IdentitySource {
-  sign(req: { csrDer: Buffer; joinToken?: string; current?: ClientCertificate }): Promise<{ chainPem: string; bundlePem: string }>;
+  sign(req: { csrDer: Buffer; joinToken?: string; current?: ClientCertificate; expired?: ClientCertificate }): Promise<{ chainPem: string; bundlePem: string }>;
 }
 
 /** A snapshot as received (verify it with {@link verifySnapshot}). */
@@ -170,6 +171,13 @@ export class ControlPlaneClient implements IdentitySource {
     old.close();
   }
 
+  /** Trust another bundle (roots, PEM) for the control plane from now on (a root rotation). */
+  setTrustBundle(bundlePem: string): void {
+    if (bundlePem === this.options.bundlePem) return;
+    this.options.bundlePem = bundlePem;
+    this.setCertificate(this.options.cert);
+  }
+
   private deadline(): Date {
     return new Date(Date.now() + (this.options.deadlineMs ?? 10_000));
   }
@@ -184,14 +192,17 @@ export class ControlPlaneClient implements IdentitySource {
    * Get a certificate for `csrDer`: with `joinToken` (first time) or over mTLS with `current` (or
    * the client's own certificate) for a renewal.
    */
-  async sign(req: { csrDer: Buffer; joinToken?: string; current?: ClientCertificate }): Promise<SignResult> {
+  async sign(req: { csrDer: Buffer; joinToken?: string; current?: ClientCertificate; expired?: ClientCertificate }): Promise<SignResult> {
     const useOther = req.current && req.current !== this.options.cert;
-    const client = useOther ? this.makeClient(req.current) : this.client;
+    // A rejoin after expiry goes without a client certificate (TLS would refuse the expired one):
+    // the old key's signature over the CSR proves possession instead.
+    const client = req.expired ? this.makeClient(undefined) : useOther ? this.makeClient(req.current) : this.client;
+    const expired = req.expired ? { expiredChainPem: req.expired.certPem, expiredProof: signExpiredProof(createPrivateKey(req.expired.keyPem), req.csrDer) } : {};
     try {
-      const res = await this.unary<SignResponse__Output>(client, (c, o, cb) => c.sign({ csr: req.csrDer, joinToken: req.joinToken ?? '' }, o, cb));
+      const res = await this.unary<SignResponse__Output>(client, (c, o, cb) => c.sign({ csr: req.csrDer, joinToken: req.joinToken ?? '', ...expired }, o, cb));
       return { chainPem: res.chainPem, bundlePem: res.bundlePem, spiffeId: res.spiffeId, serial: res.serial, notAfter: Number(res.notAfterMs) };
     } finally {
-      if (useOther) client.close();
+      if (client !== this.client) client.close();
     }
   }
 

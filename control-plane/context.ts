@@ -27,6 +27,8 @@ export interface ControlPlaneContext {
   revokedSerials: Set<string>;
   revokedIds: Set<string>;
   metrics: ControlPlaneMetrics;
+  /** How long after expiry a node may rejoin with its last certificate (rpc/expired-renewal.ts). */
+  expiredRenewalGraceMs?: number;
   authContext(): AuthContext;
   /** Rebuild, sign and push the snapshot (after a revocation); resolves to its revision. */
   rebuildSnapshot(): Promise<string>;

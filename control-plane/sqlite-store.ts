@@ -41,6 +41,7 @@ export class SqliteStore implements Store {
       useToken: p('INSERT OR IGNORE INTO used_tokens (jti, spiffe_id, expires_at, used_at) VALUES (?, ?, ?, ?)'),
       issue: p('INSERT OR REPLACE INTO issued (serial, spiffe_id, not_after, issued_at, via) VALUES (?, ?, ?, ?, ?)'),
       issued: p('SELECT serial, spiffe_id, not_after, issued_at, via FROM issued ORDER BY issued_at DESC LIMIT ?'),
+      latest: p('SELECT serial FROM issued WHERE spiffe_id = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1'),
       revoke: p('INSERT OR IGNORE INTO revocations (kind, value, reason, at) VALUES (?, ?, ?, ?)'),
       revocations: p('SELECT kind, value, reason, at FROM revocations ORDER BY at, value'),
       node: p(`INSERT INTO nodes (spiffe_id, revision, cert_serial, cert_not_after, last_report, clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?)
@@ -67,6 +68,11 @@ export class SqliteStore implements Store {
       issuedAt: Number(r.issued_at),
       via: String(r.via) as IssuedRecord['via'],
     }));
+  }
+
+  async latestSerial(spiffeId: string): Promise<string | undefined> {
+    const row = this.stmts.latest.get(spiffeId) as { serial: string } | undefined;
+    return row ? String(row.serial) : undefined;
   }
 
   async revoke(items: Revocation[]): Promise<number> {

@@ -6,7 +6,7 @@ export interface IssuedRecord {
   notAfter: number;
   issuedAt: number;
   /** How the caller authenticated. */
-  via: 'join-token' | 'renewal' | 'self';
+  via: 'join-token' | 'renewal' | 'expired-renewal' | 'self';
 }
 
 /** One entry on the revocation list. */
@@ -37,6 +37,8 @@ export interface Store {
   useTokenId(jti: string, spiffeId: string, expiresAt: number, usedAt: number): Promise<boolean>;
   recordIssued(rec: IssuedRecord): Promise<void>;
   issued(limit?: number): Promise<IssuedRecord[]>;
+  /** The serial of the newest certificate issued to `spiffeId`, if any. */
+  latestSerial(spiffeId: string): Promise<string | undefined>;
   /** Add revocations; returns how many were new. */
   revoke(items: Revocation[]): Promise<number>;
   revocations(): Promise<Revocation[]>;

@@ -6,6 +6,7 @@ import type { Peer } from '../auth.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { ControlPlaneError, RateLimitedError } from '../errors.ts';
 import { verifyJoinToken, type JoinClaims } from '../token.ts';
+import { verifyExpiredRenewal } from './expired-renewal.ts';
 
 /**
  * Sign a CSR. The identity comes from the join token (first time, single use) or from the
@@ -23,7 +24,7 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
   if (!loaded) throw new ControlPlaneError('ERR_NO_POLICY', 'the control plane has no valid policy yet');
   const verify = (token: string): Promise<JoinClaims> => verifyJoinToken(token, { key: ctx.tokenKey, audience: ctx.audience, trustDomain: ctx.trustDomain, clock: ctx.clock });
 
-  let spiffeId: string, shard: string, via: 'join-token' | 'renewal';
+  let spiffeId: string, shard: string, via: 'join-token' | 'renewal' | 'expired-renewal';
   let claims: JoinClaims | undefined;
   if (peer.role === 'node') {
     if (req.joinToken) {
@@ -37,6 +38,9 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
     via = 'renewal';
   } else if (peer.role !== 'anonymous') {
     throw new ControlPlaneError('ERR_PERMISSION_DENIED', `${peer.spiffeId} is not a node: only nodes get certificates from Sign (use mailmesh ca issue)`);
+  } else if (!req.joinToken && req.expiredChainPem) {
+    ({ spiffeId, shard } = await verifyExpiredRenewal(ctx, req.csr, req.expiredChainPem, req.expiredProof));
+    via = 'expired-renewal';
   } else if (!req.joinToken) {
     throw new ControlPlaneError('ERR_UNAUTHENTICATED', 'Sign needs a join token (first start) or the current certificate over mutual TLS (renewal)');
   } else {
@@ -56,7 +60,7 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
   const leaf = issueLeaf(ctx.issuer, { publicKey, spiffeId, ttlMs: loaded.policy.certificates.workloadTtlMs, now });
   await ctx.store.recordIssued({ serial: leaf.serial, spiffeId, notAfter: leaf.notAfter.getTime(), issuedAt: now, via });
   ctx.log.info({ spiffeId, serial: leaf.serial, via, notAfter: leaf.notAfter.toISOString() }, 'certificate issued');
-  ctx.metrics.certificatesIssued.inc({ kind: via === 'join-token' ? 'join' : 'renew' });
+  ctx.metrics.certificatesIssued.inc({ kind: via === 'join-token' ? 'join' : via === 'renewal' ? 'renew' : 'rejoin' });
   ctx.metrics.issuedCertificateExpiry.set(leaf.notAfter.getTime() / 1000);
   return { chainPem: leaf.chainPem, bundlePem: ctx.bundlePem, spiffeId, serial: leaf.serial, notAfterMs: String(leaf.notAfter.getTime()) };
 }

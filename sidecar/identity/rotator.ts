@@ -10,6 +10,9 @@ import type { IdentitySource } from './source.ts';
 import { loadIdentity, writeIdentityFiles } from './store.ts';
 
 /** File names written into `tlsDir` for Postfix (`smtp_tls_cert_file`…) and Dovecot (`ssl_cert`). */
+/** Longest wait between attempts while the node has no valid certificate. */
+export const EXPIRED_RETRY_MS = 30_000;
+
 export const TLS_FILES = { key: 'node.key', chain: 'node.crt', bundle: 'bundle.pem' } as const;
 
 /** Configuration of {@link IdentityRotator}; the constructor fills the defaults. */
@@ -185,7 +188,10 @@ export class IdentityRotator {
     } catch (err) {
       this.stats.failures++;
       this.stats.attempt++;
-      const delay = backoffDelay(this.stats.attempt, this.cfg.backoff, this.cfg.random);
+      // Without a valid certificate the mesh is closed: keep retrying at least every 30 s so the
+      // node is back soon after the control plane is.
+      const backoff = backoffDelay(this.stats.attempt, this.cfg.backoff, this.cfg.random);
+      const delay = this.state() === 'valid' ? backoff : Math.min(backoff, EXPIRED_RETRY_MS);
       this.nextAttemptAt = now + delay;
       this.cfg.log?.warn(
         { code: (err as { code?: string }).code, err: (err as Error).message, attempt: this.stats.attempt, retryInMs: delay, state: this.state() },
@@ -202,13 +208,16 @@ export class IdentityRotator {
     const current = this.identity;
     // Renew with the current certificate while it is still valid; the join token is only for a
     // node without one (the control plane accepts each token once).
-    const usable = current && this.state() === 'valid' ? { certPem: current.certPem, keyPem: current.keyPem } : undefined;
-    if (!usable && !this.cfg.joinToken) {
-      throw new IdentityError(current ? 'ERR_IDENTITY_EXPIRED' : 'ERR_IDENTITY_NONE', current ? 'the certificate expired and there is no join token to rejoin with: issue a new token (mailmesh token create)' : 'no certificate and no join token: pass joinTokenFile');
-    }
+    // The whole chain: the control plane's TLS layer verifies it against its roots (it has no
+    // copy of our issuing CA, which after an issuing-CA rotation may not be its current one).
+    const usable = current && this.state() === 'valid' ? { certPem: current.chainPem, keyPem: current.keyPem } : undefined;
+    // Past expiry (the control plane was down too long) the node rejoins by itself: its last
+    // key signs the new CSR (DESIGN.md: "recover by themselves when the control plane returns").
+    const expired = current && !usable ? { certPem: current.chainPem, keyPem: current.keyPem } : undefined;
+    if (!usable && !expired && !this.cfg.joinToken) throw new IdentityError('ERR_IDENTITY_NONE', 'no certificate and no join token: pass joinTokenFile');
     let res;
     try {
-      res = await this.cfg.source.sign({ csrDer, ...(usable ? { current: usable } : { joinToken: this.cfg.joinToken }) });
+      res = await this.cfg.source.sign({ csrDer, ...(usable ? { current: usable } : expired ? { expired } : { joinToken: this.cfg.joinToken }) });
     } catch (err) {
       throw new IdentityError('ERR_IDENTITY_SOURCE', `the control plane did not sign: ${(err as Error).message}`, { cause: err });
     }

@@ -6,6 +6,9 @@ export interface SignRequest {
   joinToken?: string;
   /** The current certificate and key, for renewal over mTLS. */
   current?: { certPem: string; keyPem: string };
+  /** The last certificate (chain) and key after it expired: a rejoin with proof of possession
+   * (the control plane accepts it for the newest certificate of the node, within a grace period). */
+  expired?: { certPem: string; keyPem: string };
 }
 
 /** What the control plane answers. */

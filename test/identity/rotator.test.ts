@@ -131,28 +131,38 @@ test('control plane down: keeps the certificate, backs off, expires (fail closed
   const restarted = new IdentityRotator({ source, clock, stateDir, random: () => 0.5 });
   assert.equal(await restarted.load(), 'expired');
 
-  // Control plane back: the next due tick recovers (rejoins with the token, the certificate being expired).
+  // Control plane back: the next due tick recovers. The join token was spent on the first join
+  // (the control plane accepts each once), so the node rejoins with its expired certificate.
   source.down = false;
   clock.advance(10_000);
   await r.tick();
   assert.equal(r.state(), 'valid');
   assert.notEqual(r.current()!.serial, id.serial);
-  assert.equal(source.calls.at(-1)!.joinToken, 't');
+  assert.equal(source.calls.at(-1)!.expiredSerial, id.serial);
+  assert.equal(source.calls.at(-1)!.joinToken, undefined);
   assert.equal(r.stats.attempt, 0);
 });
 
-test('expired without a join token: ERR_IDENTITY_EXPIRED is logged as the failure, state stays expired', async () => {
+test('expired without a join token: the node rejoins with its expired certificate once the control plane is back', async () => {
   const { clock, source } = setup();
   const stateDir = await tempDir();
   const r = new IdentityRotator({ source, clock, stateDir, joinToken: 't', random: () => 0.5 });
   await r.tick();
+  const old = r.current()!;
+  // Restarted without a token, the control plane down past the certificate's expiry.
   const restarted = new IdentityRotator({ source, clock, stateDir, random: () => 0.5 });
-  clock.set(r.current()!.notAfter.getTime() + 1);
-  const calls = source.calls.length;
+  clock.set(old.notAfter.getTime() + 1);
+  source.down = true;
   await restarted.tick();
   assert.equal(restarted.state(), 'expired');
   assert.equal(restarted.stats.failures, 1);
-  assert.equal(source.calls.length, calls, 'nothing to authenticate with: no request sent');
+  // Back: the next attempt presents the expired certificate (proof of possession), no token.
+  source.down = false;
+  clock.set(restarted.nextDueAt());
+  await restarted.tick();
+  assert.equal(restarted.state(), 'valid');
+  assert.notEqual(restarted.current()!.serial, old.serial);
+  assert.deepEqual(source.calls.at(-1), { joinToken: undefined, currentSerial: undefined, expiredSerial: old.serial });
 });
 
 test('snapshot cache: used when valid, ignored when corrupted or badly signed', async () => {

@@ -124,7 +124,7 @@ export function csrFor(key: { publicKey: KeyObject; privateKey: KeyObject }): Bu
  */
 export class FakeSource implements IdentitySource {
   down = false;
-  calls: { joinToken?: string; currentSerial?: string }[] = [];
+  calls: { joinToken?: string; currentSerial?: string; expiredSerial?: string }[] = [];
   private readonly ca: TestCa;
   private readonly spiffeId: string;
   private readonly now: () => number;
@@ -139,9 +139,10 @@ export class FakeSource implements IdentitySource {
 
   async sign(req: SignRequest): Promise<SignResponse> {
     const currentSerial = req.current ? new X509Certificate(req.current.certPem).serialNumber : undefined;
-    this.calls.push({ joinToken: req.joinToken, currentSerial });
+    const expiredSerial = req.expired ? new X509Certificate(req.expired.certPem).serialNumber : undefined;
+    this.calls.push({ joinToken: req.joinToken, currentSerial, ...(expiredSerial ? { expiredSerial } : {}) });
     if (this.down) throw Object.assign(new Error('control plane unreachable'), { code: 'UNAVAILABLE' });
-    if (!req.joinToken && !req.current) throw Object.assign(new Error('no credential'), { code: 'UNAUTHENTICATED' });
+    if (!req.joinToken && !req.current && !req.expired) throw Object.assign(new Error('no credential'), { code: 'UNAUTHENTICATED' });
     const leaf = issueLeaf(this.ca.issuer, { csr: req.csrDer, spiffeId: this.spiffeId, ttlMs: this.ttlMs, now: this.now() });
     return { chainPem: leaf.chainPem, bundlePem: this.ca.bundlePem };
   }

@@ -5,9 +5,13 @@
 export interface SignRequest {
   'csr'?: (Buffer | Uint8Array | string);
   'joinToken'?: (string);
+  'expiredChainPem'?: (string);
+  'expiredProof'?: (Buffer | Uint8Array | string);
 }
 
 export interface SignRequest__Output {
   'csr': (Buffer);
   'joinToken': (string);
+  'expiredChainPem': (string);
+  'expiredProof': (Buffer);
 }
