@@ -78,10 +78,13 @@ export function trustDomainOf(source: { joinToken?: string; current?: ClientCert
 export async function rotateOnce(cfg: RotatorConfig): Promise<{ held: HeldCertificate; reload?: 'ok' | 'failed' }> {
   const trustDomain = trustDomainOf(cfg);
   const kp = generateKeyPair('P-256');
-  const client = new ControlPlaneClient({ address: cfg.address, bundlePem: cfg.bundlePem, trustDomain, cert: cfg.current });
+  // An expired certificate cannot do mTLS: it rejoins with proof of possession instead (the
+  // control plane accepts that for the newest certificate of the identity, within a grace period).
+  const expired = cfg.current && new X509Certificate(cfg.current.certPem).validToDate.getTime() <= (cfg.clock ?? systemClock).now() ? cfg.current : undefined;
+  const client = new ControlPlaneClient({ address: cfg.address, bundlePem: cfg.bundlePem, trustDomain, cert: expired ? undefined : cfg.current });
   let res;
   try {
-    res = await client.sign({ csrDer: createCsr(kp), joinToken: cfg.current ? undefined : cfg.joinToken });
+    res = await client.sign({ csrDer: createCsr(kp), joinToken: cfg.current ? undefined : cfg.joinToken, expired });
   } catch (err) {
     throw toApiError(err);
   } finally {
