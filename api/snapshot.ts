@@ -25,6 +25,10 @@ export interface SnapshotPayload {
   placement: string;
   /** Every root in force, PEM. */
   bundlePem: string;
+  /** The issuing CAs whose leaves are in use (current, staged next, previous), PEM. A TLS server
+   * does not see the intermediate its client sends, so nodes complete peer chains with these
+   * during an issuing-CA rotation. Absent from control planes before CA rotation existed. */
+  issuersPem?: string;
   /** Revoked certificate serials, uppercase hex. */
   revokedSerials: string[];
   /** Revoked SPIFFE IDs. */

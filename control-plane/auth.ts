@@ -25,6 +25,9 @@ export interface Peer {
 export interface AuthContext {
   bundle: TrustBundle;
   issuer: Issuer;
+  /** Other issuing CAs whose leaves may renew (the previous one during a rotation). The TLS layer
+   * checked the chain the client sent, but grpc-js hands us only the leaf. */
+  intermediates?: readonly X509Certificate[];
   trustDomain: string;
   now: number;
   revokedSerials: ReadonlySet<string>;
@@ -71,7 +74,7 @@ export function authenticate(call: AnyCall, ctx: AuthContext): Peer {
     return { address, ...hit.base };
   }
   const leaf = new X509Certificate(pc.raw);
-  const v = verifyPeerChain([leaf, ctx.issuer.cert], {
+  const v = verifyPeerChain([leaf, ctx.issuer.cert, ...(ctx.intermediates ?? [])], {
     bundle: ctx.bundle,
     trustDomain: ctx.trustDomain,
     usage: 'client',

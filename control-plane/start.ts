@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadCa } from '../ca/load.ts';
 import { controlPlaneSpiffeId } from '../ca/spiffe.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
@@ -9,6 +8,7 @@ import type { SnapshotPayload } from '../api/snapshot.ts';
 import type { ControlPlaneHandlers } from '../api/generated/mailmesh/v1/ControlPlane.ts';
 import type { StatusResponse } from '../api/generated/mailmesh/v1/StatusResponse.ts';
 import { authenticate, requireRole, type Peer } from './auth.ts';
+import { CaSource, type CaState } from './ca-source.ts';
 import { DEFAULT_SIGN_RATE_LIMIT, type ControlPlaneConfig } from './config.ts';
 import type { ControlPlaneContext } from './context.ts';
 import { PolicySource } from './policy-source.ts';
@@ -51,14 +51,23 @@ export interface ControlPlane {
   spiffeId: string;
   /** Join-token audience. */
   audience: string;
-  /** The trust bundle clients need, PEM. */
-  bundlePem: string;
+  /** The trust bundle clients need, PEM (every root of bundle.pem; changes with `reloadCa()`). */
+  readonly bundlePem: string;
   /** The snapshot revision being served. */
   revision(): string;
   /** The control plane's own certificate. */
   identity(): { serial: string; notBefore: number; notAfter: number; chainPem: string };
-  /** Reload the policy now (what SIGHUP does). */
+  /** Reload the policy now (SIGHUP does this and {@link ControlPlane.reloadCa}). */
   reloadPolicy(): Promise<'changed' | 'unchanged' | 'error'>;
+  /**
+   * Reload the CA directory now (SIGHUP does this too): a rotated issuing CA signs new leaves and
+   * a new certificate of the control plane itself, client chains are verified against the new
+   * bundle, and a snapshot with the new roots and issuing CAs is pushed to every node. A CA that
+   * does not load or prove itself is refused and the current one stays ('error').
+   */
+  reloadCa(): Promise<'changed' | 'unchanged' | 'error'>;
+  /** The CA generation in use (ca.json; 0 before the first rotation). */
+  caGeneration(): number;
   /** Revoke serials/identities locally (no RPC); resolves to the new revision. */
   revoke(input: RevokeInput): Promise<string>;
   /** Make a join token (what `mailmesh token create` does, without reading files). */
@@ -90,11 +99,17 @@ type Unary<Req, Res> = (peer: Peer, req: Req) => Promise<Res>;
 export async function startControlPlane(config: ControlPlaneConfig, opts: StartOptions = {}): Promise<ControlPlane> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger({ component: 'control-plane' });
-  const ca = await loadCa(config.caDir, { now: clock.now() });
+  const caSource = new CaSource({
+    dir: config.caDir,
+    log,
+    clock,
+    onChange: (s) => applyCa(s).catch((err: unknown) => log.error({ err }, 'applying the reloaded CA failed')),
+  });
+  let caState: CaState = await caSource.start();
+  const ca = caState.ca;
   const trustDomain = ca.trustDomain;
   const spiffeId = controlPlaneSpiffeId(trustDomain);
   const audience = config.audience ?? spiffeId;
-  const bundlePem = ca.bundle.toPem();
   const store = opts.store ?? new SqliteStore(config.stateDir);
   const tokenKey = await loadOrCreateTokenKey(config.stateDir);
   const publisher = new Publisher();
@@ -124,7 +139,10 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
       const loaded = policy.current;
       if (!loaded || !self) return '';
       const n = revokedSerials.size + revokedIds.size;
-      const revision = n > 0 ? `${loaded.revision}+r${n}` : loaded.revision;
+      // A CA rotation changes what nodes trust without changing the policy: it needs a revision
+      // of its own, or a node reconnecting with the old one would never be sent the new bundle.
+      const gen = caState.generation;
+      const revision = `${loaded.revision}${gen > 0 ? `+ca${gen}` : ''}${n > 0 ? `+r${n}` : ''}`;
       const payload: SnapshotPayload = {
         v: 1,
         revision,
@@ -132,7 +150,8 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
         trustDomain,
         issuedAt: clock.now(),
         placement: loaded.placement,
-        bundlePem,
+        bundlePem: caState.bundlePem,
+        issuersPem: caState.issuersPem,
         revokedSerials: [...revokedSerials].sort(),
         revokedIds: [...revokedIds].sort(),
       };
@@ -151,7 +170,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     trustDomain,
     issuer: ca.issuer,
     bundle: ca.bundle,
-    bundlePem,
+    bundlePem: caState.bundlePem,
     store,
     tokenKey,
     audience,
@@ -161,7 +180,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     revokedSerials,
     revokedIds,
     metrics,
-    authContext: () => ({ bundle: ca.bundle, issuer: ca.issuer, trustDomain, now: clock.now(), revokedSerials, revokedIds }),
+    authContext: () => ({ bundle: ctx.bundle, issuer: ctx.issuer, intermediates: caState.issuers, trustDomain, now: clock.now(), revokedSerials, revokedIds }),
     rebuildSnapshot: () => rebuild(true),
   };
 
@@ -172,11 +191,25 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
   const ttlMs = loaded.policy.certificates.workloadTtlMs;
   self = issueSelfIdentity(ca.issuer, ttlMs, clock.now());
   await rebuild(true);
-  const certs = new LiveCertificates(bundlePem, self.chainPem, self.keyPem);
+  const certs = new LiveCertificates(caState.bundlePem, self.chainPem, self.keyPem);
+
+  // A reloaded CA: new leaves (and our own certificate) from the new issuing CA, client chains
+  // checked against the new roots, and a snapshot carrying them pushed to every node.
+  async function applyCa(next: CaState): Promise<void> {
+    caState = next;
+    ctx.issuer = next.ca.issuer;
+    ctx.bundle = next.ca.bundle;
+    ctx.bundlePem = next.bundlePem;
+    metrics.issuerExpiry.set(next.ca.issuer.cert.validToDate.getTime() / 1000);
+    self = issueSelfIdentity(next.ca.issuer, policy.current?.policy.certificates.workloadTtlMs ?? ttlMs, clock.now());
+    certs.update(self.chainPem, self.keyPem, next.bundlePem);
+    const revision = await rebuild(true);
+    log.info({ revision, generation: next.generation, serial: self.serial }, 'CA change applied: control plane certificate re-issued, snapshot pushed');
+  }
 
   let renewTimer: NodeJS.Timeout | undefined;
   async function renewIdentity(): Promise<void> {
-    self = issueSelfIdentity(ca.issuer, policy.current?.policy.certificates.workloadTtlMs ?? ttlMs, clock.now());
+    self = issueSelfIdentity(ctx.issuer, policy.current?.policy.certificates.workloadTtlMs ?? ttlMs, clock.now());
     certs.update(self.chainPem, self.keyPem);
     // Re-sign the current revision with the new key (watchers already have it: no push), so a
     // sidecar connecting later never receives a snapshot signed by an expired certificate.
@@ -267,11 +300,15 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     trustDomain,
     spiffeId,
     audience,
-    bundlePem,
+    get bundlePem() {
+      return caState.bundlePem;
+    },
     store,
     revision: () => publisher.current?.revision ?? '',
     identity: () => ({ serial: self.serial, notBefore: self.notBefore, notAfter: self.notAfter, chainPem: self.chainPem }),
     reloadPolicy: () => policy.reload(),
+    reloadCa: () => caSource.reload(),
+    caGeneration: () => caState.generation,
     revoke: (input) => revokeItems(ctx, input, 'local'),
     createJoinToken: (o) => createJoinToken({ key: tokenKey, audience, trustDomain, shard: o.shard, node: o.node, ttlMs: o.ttlMs ?? 600_000, clock }),
     status: () => statusOf(ctx),

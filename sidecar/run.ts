@@ -10,7 +10,7 @@ import { type SidecarConfig, splitAddress } from './config.ts';
 import { IdentityRotator } from './identity/rotator.ts';
 import { loadIdentity } from './identity/store.ts';
 import { loadCachedSnapshot, saveSnapshot } from './identity/snapshot-cache.ts';
-import { startIngress } from './mesh/ingress.ts';
+import { startIngress, type IngressStats } from './mesh/ingress.ts';
 import { MeshDialer } from './mesh/dialer.ts';
 import { startMaildirLmtp } from './maildir/server.ts';
 import { Deliverer } from './mail/deliver.ts';
@@ -41,6 +41,8 @@ export interface Sidecar {
   view: MeshView;
   rotator: IdentityRotator;
   metrics: SidecarMetrics;
+  /** Mesh ingress counters (accepted, refused by reason code). */
+  ingressStats: IngressStats;
   /** Actual bound addresses (ports resolved). */
   addresses: Record<string, string>;
   ready(): boolean;
@@ -81,7 +83,11 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
     // Snapshot: the cached one first (verified: a restart works with the control plane down).
     const verify = (jws: string) => verifySnapshot(jws, view.bundle, trustDomain, { now: clock.now() });
     const applySnapshot = (snap: SnapshotPayload, source: string) => {
+      const before = view.bundle;
       view.apply(snap);
+      // New roots (a root rotation): trust them for the control plane too, which may soon present
+      // a certificate from the new root.
+      if (view.bundle !== before) client.setTrustBundle(view.bundle.toPem());
       metrics.setPolicyRevision(snap.revision);
       metrics.setSnapshotTime(snap.issuedAt);
       log.info({ event: 'snapshot', revision: snap.revision, source }, 'policy snapshot applied');
@@ -108,6 +114,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       bundle: () => view.bundle,
       authorize: (peer) => view.authorized(peer, cfg.shard),
       revoked: view.revocations,
+      intermediates: () => view.issuers,
       backends: { 'mailmesh-lmtp': localLmtp!, ...(cfg.backends.imap ? { 'mailmesh-imap': cfg.backends.imap } : {}), ...(cfg.backends.pop3 ? { 'mailmesh-pop3': cfg.backends.pop3 } : {}) },
       onAccept: () => metrics.meshConnections.inc({ direction: 'inbound', group: 'mesh' }),
     });
@@ -224,7 +231,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
     closers.push(() => watch.close());
     rotator.onRotate(() => maybeReady());
     maybeReady();
-    return { view, rotator, metrics, addresses, ready, close };
+    return { view, rotator, metrics, ingressStats: ingress.stats, addresses, ready, close };
   } catch (err) {
     await close();
     throw err;

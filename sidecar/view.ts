@@ -1,4 +1,6 @@
+import type { X509Certificate } from 'node:crypto';
 import { TrustBundle } from '../ca/bundle.ts';
+import { parseCertificates } from '../ca/pem.ts';
 import { authorize, deserializeCompiled, isKnownUser, route, type CompiledPolicy } from '../policies/index.ts';
 import type { SnapshotPayload } from '../api/snapshot.ts';
 import type { Placement } from './mail/deliver.ts';
@@ -11,6 +13,8 @@ import type { Placement } from './mail/deliver.ts';
 export class MeshView {
   compiled: CompiledPolicy | undefined;
   bundle: TrustBundle;
+  /** Issuing CAs the snapshot lists (peers' leaves may come from any: issuing-CA rotation). */
+  issuers: readonly X509Certificate[] = [];
   revision = '';
   issuedAt = 0;
   serials = new Set<string>();
@@ -28,7 +32,9 @@ export class MeshView {
     if (snap.trustDomain !== this.trustDomain) throw new Error(`snapshot is for trust domain ${snap.trustDomain}, not ${this.trustDomain}`);
     const previous = this.compiled;
     this.compiled = deserializeCompiled(snap.placement);
-    this.bundle = TrustBundle.fromPem(snap.bundlePem);
+    // Same roots: keep the object (listeners compare by identity and rebuild TLS contexts on change).
+    if (snap.bundlePem !== this.bundle.toPem()) this.bundle = TrustBundle.fromPem(snap.bundlePem);
+    this.issuers = snap.issuersPem ? parseCertificates(snap.issuersPem, 'snapshot issuers') : [];
     this.serials = new Set(snap.revokedSerials.map((s) => s.toUpperCase()));
     this.ids = new Set(snap.revokedIds);
     this.revision = snap.revision;

@@ -14,6 +14,7 @@ Config (relative paths are resolved against the config file's directory):
   listen: 127.0.0.1:7443          # host:port; port 0 picks a free port
   caDir: ./ca                     # made by mailmesh ca init
   policyDir: ./policy             # a git working tree; reloaded on change and on SIGHUP
+                                  # (SIGHUP also reloads caDir after mailmesh ca rotate / retire-root)
   stateDir: ./state               # state.db (SQLite) and token-key.jwk, 0600
   audience: spiffe://TD/control-plane   # optional: join-token audience
   signRateLimit: { perMinute: 600, burst: 100 }   # optional: per peer identity/address
@@ -21,12 +22,13 @@ Config (relative paths are resolved against the config file's directory):
 
 When ready it prints one JSON line on stdout: {"event":"listening","address":"127.0.0.1:PORT",...}.
 Logs are JSON on stderr. SIGTERM/SIGINT stop it cleanly (exit 0).
-${examples(['mailmesh control-plane --config /etc/mailmesh/control-plane.yaml', 'kill -HUP $(pidof mailmesh)   # reload the policy now'])}`)
+${examples(['mailmesh control-plane --config /etc/mailmesh/control-plane.yaml', 'kill -HUP $(pidof mailmesh)   # reload the CA directory and the policy now'])}`)
     .action(async (o: { config: string }) => {
       const config = await loadConfig(o.config);
       const cp = await startControlPlane(config);
       process.stdout.write(JSON.stringify({ event: 'listening', address: cp.address, metrics: cp.metricsAddress, trustDomain: cp.trustDomain, spiffeId: cp.spiffeId, revision: cp.revision() }) + '\n');
-      const onHup = () => void cp.reloadPolicy();
+      // SIGHUP: the CA directory first (a rotation), then the policy.
+      const onHup = () => void cp.reloadCa().then(() => cp.reloadPolicy());
       process.on('SIGHUP', onHup);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
