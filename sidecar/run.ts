@@ -27,6 +27,7 @@ import { MeshView } from './view.ts';
 import { trustDomainOf } from './trust-domain.ts';
 import { mailAuthCheck, outboundSigner } from './auth-wiring.ts';
 import { startMailProxies } from './proxy-wiring.ts';
+import { startTelemetry } from './telemetry.ts';
 
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
@@ -116,7 +117,6 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       revoked: view.revocations,
       intermediates: () => view.issuers,
       backends: { 'mailmesh-lmtp': localLmtp!, ...(cfg.backends.imap ? { 'mailmesh-imap': cfg.backends.imap } : {}), ...(cfg.backends.pop3 ? { 'mailmesh-pop3': cfg.backends.pop3 } : {}) },
-      onAccept: () => metrics.meshConnections.inc({ direction: 'inbound', group: 'mesh' }),
     });
     closers.push(() => ingress.close());
     const dialer = new MeshDialer({
@@ -229,6 +229,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       onError: (err, retryInMs) => log.warn({ event: 'watch.error', code: err.code, retryInMs }, 'snapshot stream lost, reconnecting'),
     });
     closers.push(() => watch.close());
+    closers.push(startTelemetry({ ingress, dialer, metrics, client, rotator, view, log }));
     rotator.onRotate(() => maybeReady());
     maybeReady();
     return { view, rotator, metrics, ingressStats: ingress.stats, addresses, ready, close };

@@ -185,7 +185,7 @@ test('issuing-CA and root rotation under load: zero failed handshakes and delive
     const everyNodeOn = async (revision: string) => {
       await until(`every node on ${revision}`, async () => {
         const st = await control.status();
-        return st.nodes.length === SHARDS.length && st.nodes.every((nd) => nd.revision === revision);
+        return (st.nodes ?? []).length === SHARDS.length && (st.nodes ?? []).every((nd) => nd.revision === revision);
       });
       const client = await admin();
       try {

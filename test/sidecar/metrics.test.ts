@@ -48,8 +48,20 @@ test('sidecar /metrics and /readyz move with traffic', async () => {
     assert.equal(delivered(after) - delivered(before), 6, 'six recipients accepted');
     assert.equal(sample(after, 'mailmesh_messages_total', { result: 'accepted', shard: 'osaka-1' }) - sample(before, 'mailmesh_messages_total', { result: 'accepted', shard: 'osaka-1' }), 3);
     // Osaka's ingress accepted mesh connections from Tokyo's dialer.
-    const osaka = await (await fetch(`http://${mesh.info.shards.find((s) => s.id === 'osaka-1')!.metrics}/metrics`)).text();
-    assert.ok(sample(osaka, 'mailmesh_mesh_connections_total', { direction: 'inbound' }) >= 1);
+    // Telemetry copies the mesh counters every 2 s: the negotiated group is the hybrid
+    // post-quantum one (Node 24 / OpenSSL 3.5 default), seen on both ends.
+    const tokyoMetrics = `${base}/metrics`;
+    const osakaMetrics = `http://${mesh.info.shards.find((s) => s.id === 'osaka-1')!.metrics}/metrics`;
+    const deadline = Date.now() + 10_000;
+    let inbound = 0;
+    let outbound = 0;
+    while (Date.now() < deadline && (inbound < 1 || outbound < 1)) {
+      inbound = sample(await (await fetch(osakaMetrics)).text(), 'mailmesh_mesh_connections_total', { direction: 'inbound', group: 'X25519MLKEM768' });
+      outbound = sample(await (await fetch(tokyoMetrics)).text(), 'mailmesh_mesh_connections_total', { direction: 'outbound', group: 'X25519MLKEM768' });
+      if (inbound < 1 || outbound < 1) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(inbound >= 1, 'osaka counted inbound X25519MLKEM768 mesh connections');
+    assert.ok(outbound >= 1, 'tokyo counted outbound X25519MLKEM768 mesh connections');
   } finally {
     await mesh.stop();
     await rm(dir, { recursive: true, force: true });
