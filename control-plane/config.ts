@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ControlPlaneError } from './errors.ts';
+import { parseDuration } from '../common/duration.ts';
 
 /** Control plane configuration (`mailmesh control-plane --config FILE`, YAML). */
 export interface ControlPlaneConfig {
@@ -19,12 +20,15 @@ export interface ControlPlaneConfig {
   signRateLimit?: { perMinute: number; burst: number };
   /** `host:port` for /metrics, /healthz and /readyz (Prometheus, kubelet probes); off when absent. */
   metrics?: string;
+  /** How long after expiry a node may rejoin with its last certificate instead of a new token
+   * (ms; config takes a duration such as `7d`; default 7 days). */
+  expiredRenewalGraceMs?: number;
 }
 
 /** The default Sign rate limit per peer. */
 export const DEFAULT_SIGN_RATE_LIMIT = { perMinute: 600, burst: 100 } as const;
 
-const KEYS = new Set(['listen', 'caDir', 'policyDir', 'stateDir', 'audience', 'signRateLimit', 'metrics']);
+const KEYS = new Set(['listen', 'caDir', 'policyDir', 'stateDir', 'audience', 'signRateLimit', 'metrics', 'expiredRenewalGrace']);
 
 /**
  * Check a config object and resolve relative paths against `baseDir`. Throws `ERR_CONFIG` naming
@@ -53,6 +57,14 @@ export function parseConfig(raw: unknown, baseDir: string, source = 'config'): C
   if (metrics !== undefined) {
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(metrics)) throw bad(`"metrics" must be host:port (e.g. 0.0.0.0:9464), got "${metrics}"`);
     cfg.metrics = metrics;
+  }
+  const grace = str('expiredRenewalGrace', false);
+  if (grace !== undefined) {
+    try {
+      cfg.expiredRenewalGraceMs = parseDuration(grace);
+    } catch (err) {
+      throw bad(`"expiredRenewalGrace": ${(err as Error).message}`);
+    }
   }
   const audience = str('audience', false);
   if (audience !== undefined) cfg.audience = audience;

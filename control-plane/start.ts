@@ -180,6 +180,7 @@ export async function startControlPlane(config: ControlPlaneConfig, opts: StartO
     revokedSerials,
     revokedIds,
     metrics,
+    expiredRenewalGraceMs: config.expiredRenewalGraceMs,
     authContext: () => ({ bundle: ctx.bundle, issuer: ctx.issuer, intermediates: caState.issuers, trustDomain, now: clock.now(), revokedSerials, revokedIds }),
     rebuildSnapshot: () => rebuild(true),
   };

@@ -19,6 +19,7 @@ Config (relative paths are resolved against the config file's directory):
   audience: spiffe://TD/control-plane   # optional: join-token audience
   signRateLimit: { perMinute: 600, burst: 100 }   # optional: per peer identity/address
   metrics: 0.0.0.0:9464           # optional: /metrics, /healthz, /readyz
+  expiredRenewalGrace: 7d         # optional: how long after expiry a node may rejoin with its last certificate
 
 When ready it prints one JSON line on stdout: {"event":"listening","address":"127.0.0.1:PORT",...}.
 Logs are JSON on stderr. SIGTERM/SIGINT stop it cleanly (exit 0).

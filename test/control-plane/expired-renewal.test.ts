@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { ManualClock } from '../../common/clock.ts';
+import { parseConfig } from '../../control-plane/config.ts';
 import type { ControlPlane } from '../../control-plane/start.ts';
 import type { ControlPlaneClient } from '../../api/client.ts';
 import { anonClient, makeWorld, newKey, startTestControlPlane } from './helpers.ts';
@@ -61,4 +62,9 @@ test('rejoin after expiry is refused past the grace period', async () => {
   const got = await client.sign({ csrDer: k.csrDer, joinToken: token });
   clock.set(got.notAfter + 8 * 86_400_000);
   await assert.rejects(client.sign({ csrDer: newKey().csrDer, expired: { certPem: got.chainPem, keyPem: k.keyPem } }), code('ERR_RENEWAL_GRACE_PASSED'));
+});
+
+test('the grace period is a control plane setting (expiredRenewalGrace)', () => {
+  assert.equal(parseConfig({ listen: '127.0.0.1:0', caDir: 'ca', policyDir: 'p', stateDir: 's', expiredRenewalGrace: '36h' }, '/tmp').expiredRenewalGraceMs, 36 * 3_600_000);
+  assert.throws(() => parseConfig({ listen: '127.0.0.1:0', caDir: 'ca', policyDir: 'p', stateDir: 's', expiredRenewalGrace: '0' }, '/tmp'), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG');
 });
