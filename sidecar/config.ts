@@ -51,6 +51,8 @@ export interface SidecarConfig {
   tlsGroups?: string;
   /** SPF/DKIM/DMARC/ARC checks at the front door (default true). */
   mailAuth?: boolean;
+  /** IMAP LOGIN / POP3 USER+PASS before STARTTLS (default false: refused with PRIVACYREQUIRED). */
+  allowPlaintextLogin?: boolean;
 }
 
 const address = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$' };
@@ -94,6 +96,7 @@ const schema = {
     },
     tlsGroups: { type: 'string' },
     mailAuth: { type: 'boolean' },
+    allowPlaintextLogin: { type: 'boolean' },
   },
 } as const;
 

@@ -62,6 +62,7 @@ export async function startMailProxies(
       lease.socket.once('close', () => lease.release(false));
       return lease.socket;
     },
+    allowPlaintextLogin: cfg.allowPlaintextLogin ?? false,
     preauthTimeoutMs: 60_000, idleTimeoutMs: 30 * 60_000, maxLineLength: 8192, maxLiteral: 8192, maxAuthAttempts: 3,
     failureDelay: () => new Promise((r) => setTimeout(r, 1000)),
     log,
