@@ -65,11 +65,14 @@ interface Tally {
   latencies: number[];
   /** Busy time of the server thread's event loop (ms), to see which side is saturated. */
   serverBusyMs: number;
+  /** CPU time of the whole process (every thread, user + kernel), µs. */
+  cpuUs: number;
 }
 
 /** Run `loops` concurrent loops for `ms`, each message one `send()`; adds into `into`. */
 async function drive(loops: number, ms: number, send: () => Promise<void>, into: Tally, serverElu: () => EventLoopUtilization): Promise<void> {
   const elu0 = serverElu();
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   const end = start + ms;
   await Promise.all(
@@ -83,6 +86,8 @@ async function drive(loops: number, ms: number, send: () => Promise<void>, into:
     }),
   );
   into.ms += performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  into.cpuUs += cpu.user + cpu.system;
   const elu1 = serverElu();
   into.serverBusyMs += elu1.active - elu0.active;
 }
@@ -90,7 +95,7 @@ async function drive(loops: number, ms: number, send: () => Promise<void>, into:
 /** Alternate direct and mesh windows so that load from other processes on a shared machine
  * falls on both paths alike; figures are totals over all windows. */
 async function compare(rounds: number, loops: number, ms: number, direct: () => Promise<void>, mesh: () => Promise<void>, serverElu: () => EventLoopUtilization) {
-  const tally = (): Tally => ({ n: 0, ms: 0, latencies: [], serverBusyMs: 0 });
+  const tally = (): Tally => ({ n: 0, ms: 0, latencies: [], serverBusyMs: 0, cpuUs: 0 });
   const d = tally();
   const m = tally();
   for (let i = 0; i < rounds; i++) {
@@ -159,6 +164,9 @@ export const run: BenchFn = async ({ quick }) => {
       // Where the time goes: the server thread (ingress + sink) busy share during the throughput
       // windows, against the sink alone on the direct path.
       result('mesh.serverThreadBusy', busy(tput.mesh), '%', busy(tput.direct), 'sink thread busy, direct path'),
+      // CPU per message over both threads and the kernel: what the path costs, whatever else
+      // runs on the machine. On a CPU-bound host, throughput ratio ≈ the inverse of this ratio.
+      result('mesh.cpuPerMessage', tput.mesh.cpuUs / tput.mesh.n, 'µs', tput.direct.cpuUs / tput.direct.n, 'direct path, same client and sink'),
     ];
   } finally {
     dialer.close();
