@@ -4,10 +4,11 @@ import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { MESH_YAML, policyDir } from './fixtures.ts';
 
 const run = promisify(execFile);
-const ROOT = '/work/main';
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Run `node cli/mailmesh.ts ...args` from the repo root; never throws. */
 async function mailmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
