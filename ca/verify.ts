@@ -29,6 +29,9 @@ export interface VerifiedPeer {
   serial: string;
   notAfter: Date;
   dnsNames: string[];
+  /** Serials (uppercase hex) of the CA certificates on the verified path, issuer first, root
+   * last: a cache of this result must still refuse the peer when one of them is revoked. */
+  caSerials: string[];
 }
 
 // A leaf, the issuing CA and a root: two CA links. Allow a little more for rotation experiments,
@@ -178,5 +181,5 @@ export function verifyPeerChain(chain: readonly X509Certificate[] | undefined, o
     }
   }
   if (opts.revokedIds?.has(id.id)) throw fail('ERR_REVOKED_IDENTITY', `peer identity ${id.id} is revoked`);
-  return { spiffeId: id.id, trustDomain: id.trustDomain, serial, notAfter: leaf.validToDate, dnsNames };
+  return { spiffeId: id.id, trustDomain: id.trustDomain, serial, notAfter: leaf.validToDate, dnsNames, caSerials: cas.map((c) => c.cert.serialNumber.toUpperCase()) };
 }

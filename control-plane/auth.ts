@@ -47,12 +47,17 @@ interface Verified {
   base: Omit<Peer, 'address'>;
   notBefore: number;
   notAfter: number;
+  /** The CA certificates the leaf was verified through: revoking one refuses cached peers too. */
+  caSerials: string[];
 }
 
 // Verified certificates by SHA-256 fingerprint (node computes it for the peer certificate
 // anyway): a renewal storm or a Report loop re-verifies nothing but time and revocation, which
-// are checked on every call below. Bounded; cleared when full.
-const verifiedCache = new Map<string, Verified>();
+// are checked on every call below. A result holds only for the trust it was computed with: one
+// map per bundle object (a CA reload or a retired root makes a new one), keyed also by the
+// issuing CAs offered as intermediates (a rotation drops the previous one), so a certificate
+// of a retired root or issuer is verified again, and refused. Bounded; cleared when full.
+const verifiedCache = new WeakMap<TrustBundle, Map<string, Verified>>();
 const MAX_CACHED = 10_000;
 
 /**
@@ -66,10 +71,13 @@ export function authenticate(call: AnyCall, ctx: AuthContext): Peer {
   const address = addressOf(call.getPeer());
   const pc = call.getAuthContext()?.sslPeerCertificate;
   if (!pc?.raw) return { address, role: 'anonymous' };
-  const key = `${pc.fingerprint256}|${ctx.issuer.cert.fingerprint256}|${ctx.trustDomain}`;
-  const hit = verifiedCache.get(key);
+  const key = [pc.fingerprint256, ctx.issuer.cert.fingerprint256, ...(ctx.intermediates ?? []).map((c) => c.fingerprint256), ctx.trustDomain].join('|');
+  let cache = verifiedCache.get(ctx.bundle);
+  if (!cache) verifiedCache.set(ctx.bundle, (cache = new Map()));
+  const hit = cache.get(key);
   if (hit && ctx.now >= hit.notBefore && ctx.now <= hit.notAfter) {
     if (hit.base.serial && ctx.revokedSerials.has(hit.base.serial)) throw new CaError('ERR_REVOKED_SERIAL', `peer certificate serial ${hit.base.serial} is revoked`);
+    for (const s of hit.caSerials) if (ctx.revokedSerials.has(s)) throw new CaError('ERR_REVOKED_SERIAL', `CA certificate serial ${s} in the peer chain is revoked`);
     if (hit.base.spiffeId && ctx.revokedIds.has(hit.base.spiffeId)) throw new CaError('ERR_REVOKED_IDENTITY', `peer identity ${hit.base.spiffeId} is revoked`);
     return { address, ...hit.base };
   }
@@ -90,8 +98,8 @@ export function authenticate(call: AnyCall, ctx: AuthContext): Peer {
   else if (/^\/admin\/[^/]+$/.test(path)) base = { ...ids, role: 'admin' };
   else if (path === '/control-plane') base = { ...ids, role: 'control-plane' };
   if (base) {
-    if (verifiedCache.size >= MAX_CACHED) verifiedCache.clear();
-    verifiedCache.set(key, { base, notBefore: leaf.validFromDate.getTime(), notAfter: leaf.validToDate.getTime() });
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(key, { base, notBefore: leaf.validFromDate.getTime(), notAfter: leaf.validToDate.getTime(), caSerials: v.caSerials });
     return { address, ...base };
   }
   throw new ControlPlaneError('ERR_PERMISSION_DENIED', `identity ${v.spiffeId} has no role on the control plane (expected a node or spiffe://${ctx.trustDomain}/admin/NAME)`);
