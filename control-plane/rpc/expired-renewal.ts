@@ -19,7 +19,7 @@ export const DEFAULT_EXPIRED_RENEWAL_GRACE_MS = 7 * 86_400_000;
  * - the proof verifies: the expired key signed this very CSR.
  * Returns the identity to issue for; the CSR's own subject is never used.
  */
-export async function verifyExpiredRenewal(ctx: ControlPlaneContext, csr: Buffer, chainPem: string, proof: Buffer): Promise<{ spiffeId: string; shard: string }> {
+export async function verifyExpiredRenewal(ctx: ControlPlaneContext, csr: Buffer, chainPem: string, proof: Buffer): Promise<ExpiredRenewal> {
   const chain = parseCertificates(chainPem, 'expired certificate chain');
   const leaf = chain[0];
   const now = ctx.clock.now();
@@ -40,5 +40,17 @@ export async function verifyExpiredRenewal(ctx: ControlPlaneContext, csr: Buffer
   if (!verifyExpiredProof(leaf.publicKey, csr, proof)) {
     throw new ControlPlaneError('ERR_RENEWAL_BAD_PROOF', 'the rejoin proof does not verify with the expired certificate\'s key');
   }
-  return { spiffeId: v.spiffeId, shard: node[1] };
+  return { spiffeId: v.spiffeId, shard: node[1], claim: `expired-renewal:${v.serial}`, claimExpiresAt: notAfter + grace };
+}
+
+/** An accepted rejoin. `claim` must be used once in the store before issuing (see rpc/sign.ts):
+ * "newest certificate" is checked before anything is written, so two rejoins with the same
+ * expired certificate at once (or on two replicas) would otherwise both pass and get two keys. */
+export interface ExpiredRenewal {
+  spiffeId: string;
+  shard: string;
+  /** Single-use id of this expired certificate (store.useTokenId). */
+  claim: string;
+  /** When the claim can be forgotten: the grace period is over by then. */
+  claimExpiresAt: number;
 }

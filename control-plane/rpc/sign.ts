@@ -6,7 +6,7 @@ import type { Peer } from '../auth.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { ControlPlaneError, RateLimitedError } from '../errors.ts';
 import { verifyJoinToken, type JoinClaims } from '../token.ts';
-import { verifyExpiredRenewal } from './expired-renewal.ts';
+import { verifyExpiredRenewal, type ExpiredRenewal } from './expired-renewal.ts';
 
 /**
  * Sign a CSR. The identity comes from the join token (first time, single use) or from the
@@ -26,6 +26,7 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
 
   let spiffeId: string, shard: string, via: 'join-token' | 'renewal' | 'expired-renewal';
   let claims: JoinClaims | undefined;
+  let rejoin: ExpiredRenewal | undefined;
   if (peer.role === 'node') {
     if (req.joinToken) {
       const other = await verify(req.joinToken);
@@ -39,7 +40,8 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
   } else if (peer.role !== 'anonymous') {
     throw new ControlPlaneError('ERR_PERMISSION_DENIED', `${peer.spiffeId} is not a node: only nodes get certificates from Sign (use mailmesh ca issue)`);
   } else if (!req.joinToken && req.expiredChainPem) {
-    ({ spiffeId, shard } = await verifyExpiredRenewal(ctx, req.csr, req.expiredChainPem, req.expiredProof));
+    rejoin = await verifyExpiredRenewal(ctx, req.csr, req.expiredChainPem, req.expiredProof);
+    ({ spiffeId, shard } = rejoin);
     via = 'expired-renewal';
   } else if (!req.joinToken) {
     throw new ControlPlaneError('ERR_UNAUTHENTICATED', 'Sign needs a join token (first start) or the current certificate over mutual TLS (renewal)');
@@ -56,6 +58,10 @@ export async function sign(ctx: ControlPlaneContext, peer: Peer, req: SignReques
   const now = ctx.clock.now();
   if (claims && !(await ctx.store.useTokenId(claims.jti, spiffeId, claims.expiresAt, now))) {
     throw new ControlPlaneError('ERR_TOKEN_REPLAYED', `join token ${claims.jti} was already used: create a new one with mailmesh token create`);
+  }
+  // One rejoin per expired certificate, atomically in the store like a join token's jti.
+  if (rejoin && !(await ctx.store.useTokenId(rejoin.claim, spiffeId, rejoin.claimExpiresAt, now))) {
+    throw new ControlPlaneError('ERR_RENEWAL_NOT_LATEST', `the expired certificate of ${spiffeId} was already used to rejoin: rejoin with a new token (mailmesh token create)`);
   }
   const leaf = issueLeaf(ctx.issuer, { publicKey, spiffeId, ttlMs: loaded.policy.certificates.workloadTtlMs, now });
   await ctx.store.recordIssued({ serial: leaf.serial, spiffeId, notAfter: leaf.notAfter.getTime(), issuedAt: now, via });

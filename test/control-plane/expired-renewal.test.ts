@@ -7,6 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { ManualClock } from '../../common/clock.ts';
 import { parseConfig } from '../../control-plane/config.ts';
 import type { ControlPlane } from '../../control-plane/start.ts';
+import { SqliteStore } from '../../control-plane/sqlite-store.ts';
+import type { Store } from '../../control-plane/store.ts';
 import type { ControlPlaneClient } from '../../api/client.ts';
 import { anonClient, makeWorld, newKey, startTestControlPlane } from './helpers.ts';
 
@@ -67,4 +69,37 @@ test('rejoin after expiry is refused past the grace period', async () => {
 test('the grace period is a control plane setting (expiredRenewalGrace)', () => {
   assert.equal(parseConfig({ listen: '127.0.0.1:0', caDir: 'ca', policyDir: 'p', stateDir: 's', expiredRenewalGrace: '36h' }, '/tmp').expiredRenewalGraceMs, 36 * 3_600_000);
   assert.throws(() => parseConfig({ listen: '127.0.0.1:0', caDir: 'ca', policyDir: 'p', stateDir: 's', expiredRenewalGrace: '0' }, '/tmp'), (e: Error & { code?: string }) => e.code === 'ERR_CONFIG');
+});
+
+test('two rejoins with the same expired certificate at once: one identity, not two (shared store)', async () => {
+  // A shared SQL store answers over the network: latestSerial takes a while, so both requests
+  // see the expired certificate as the newest before either records its new one.
+  const w = await makeWorld();
+  const inner = new SqliteStore(w.dir, ':memory:');
+  const slow: Store = Object.assign(Object.create(inner) as Store, {
+    latestSerial: async (id: string) => {
+      const s = await inner.latestSerial(id);
+      await new Promise((r) => setTimeout(r, 100));
+      return s;
+    },
+  });
+  const c2 = new ManualClock(Date.now());
+  const cp2 = await startTestControlPlane(w.config, { clock: c2, store: slow });
+  const cl = anonClient(cp2);
+  try {
+    const { token } = await cp2.createJoinToken({ shard: 'osaka-1', node: 'race' });
+    const k = newKey();
+    const got = await cl.sign({ csrDer: k.csrDer, joinToken: token });
+    c2.set(got.notAfter + 3_600_000);
+    const old = { certPem: got.chainPem, keyPem: k.keyPem };
+    const results = await Promise.allSettled([cl.sign({ csrDer: newKey().csrDer, expired: old }), cl.sign({ csrDer: newKey().csrDer, expired: old })]);
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one rejoin succeeds');
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.equal((refused.reason as { code?: string }).code, 'ERR_RENEWAL_NOT_LATEST');
+    assert.equal((await inner.issued()).filter((r) => r.via === 'expired-renewal').length, 1);
+  } finally {
+    cl.close();
+    await cp2.close();
+    await w.cleanup();
+  }
 });
