@@ -111,10 +111,14 @@ export class MeshDialer {
     if (this.closed) throw new MeshError('ERR_MESH_CLOSED', 'the mesh dialer is closed');
     const identity = this.ownIdentity();
     const key = `${shardId}\u0000${alpn}`;
-    const pooled = this.pool.take(key);
-    if (pooled) {
-      this.counters.reused++;
-      return this.lease(key, pooled, true);
+    for (let pooled = this.pool.take(key); pooled; pooled = this.pool.take(key)) {
+      // The server was verified when the connection was made; a pooled connection is handed out
+      // again only while that still holds (not expired, not revoked by a newer snapshot).
+      if (this.stillTrusted(pooled)) {
+        this.counters.reused++;
+        return this.lease(key, pooled, true);
+      }
+      pooled.destroy();
     }
     const socket = await this.dial(shardId, alpn, identity);
     return this.lease(key, socket, false);
@@ -150,6 +154,14 @@ export class MeshDialer {
     for (const s of this.leased) s.destroy();
     this.leased.clear();
     this.sessions.clear();
+  }
+
+  private stillTrusted(socket: TLSSocket): boolean {
+    const peer = this.meta.get(socket)?.peer;
+    if (!peer || this.cfg.clock.now() > peer.notAfter.getTime()) return false;
+    const revoked = this.cfg.revoked?.();
+    if (!revoked) return true;
+    return !revoked.serials.has(peer.serial) && !revoked.ids.has(peer.spiffeId) && !peer.caSerials.some((s) => revoked.serials.has(s));
   }
 
   private ownIdentity(): Identity {

@@ -135,4 +135,19 @@ describe('mesh dialer', () => {
     await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE'));
     dialer.close();
   });
+  test('a pooled connection to a server revoked since it was verified is not handed out again', async () => {
+    const serials = new Set<string>();
+    const dialer = dialerFor({ revoked: () => ({ serials, ids: new Set() }) });
+    try {
+      const lease = await dialer.acquire('s1', 'mailmesh-lmtp');
+      await readUntil(lease.socket, /220 backend ready\r\n/);
+      lease.release(true);
+      assert.equal(dialer.idleCount('s1', 'mailmesh-lmtp'), 1);
+      serials.add(server.serial); // a new snapshot revokes the server's certificate
+      await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_PEER_REFUSED'));
+      assert.equal(dialer.stats().reused, 0);
+    } finally {
+      dialer.close();
+    }
+  });
 });
