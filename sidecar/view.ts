@@ -47,10 +47,10 @@ export class MeshView {
     this.listeners.add(listener);
   }
 
-  /** Placement as the mail path asks it. Before the first snapshot nothing is routable, which
-   * the mail path turns into 4xx (never a silent accept). */
+  /** Placement as the mail path asks it. Before the first snapshot nothing is routable:
+   * `unavailable`, which the mail path turns into 4xx (never a silent accept, never a 5xx). */
   readonly placement: Placement = (address) => {
-    if (!this.compiled) return { kind: 'invalid' };
+    if (!this.compiled) return { kind: 'unavailable' };
     const r = route(this.compiled, address);
     return r.kind === 'shard' ? { kind: 'shard', shardId: r.shard } : r;
   };

@@ -1,8 +1,11 @@
 import type { Reply } from './reply.ts';
 import { tempfail } from './reply.ts';
 
-/** Where an address lives, as the compiled policy answers it. */
-export type Placement = (address: string) => { kind: 'shard'; shardId: string } | { kind: 'not-hosted' } | { kind: 'invalid' };
+/** Where an address lives, as the compiled policy answers it; `unavailable` before the first
+ * policy snapshot (nothing can be placed yet: every caller answers 4xx). */
+export type Placement = (
+  address: string,
+) => { kind: 'shard'; shardId: string } | { kind: 'not-hosted' } | { kind: 'invalid' } | { kind: 'unavailable' };
 
 /** The SMTP envelope of one transaction. */
 export interface Envelope {

@@ -85,6 +85,8 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         return callback(replyError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
       }
       const where = cfg.placement(address.address);
+      // No policy snapshot yet (fresh node, control plane unreachable): defer, the sender retries.
+      if (where.kind === 'unavailable') return callback(replyError({ code: 451, enhanced: '4.3.0', message: 'routing policy not loaded yet, try again later' }));
       if (where.kind === 'invalid') return callback(replyError({ code: 501, enhanced: '5.1.3', message: 'bad recipient address syntax' }));
       if (where.kind === 'not-hosted') return callback(replyError({ code: 550, enhanced: '5.7.1', message: 'relay access denied: domain not hosted here' }));
       if (cfg.isKnownUser?.(address.address) === false) {

@@ -2,7 +2,7 @@ import { PostfixError } from './errors.ts';
 import type { LookupFn, LookupResult } from './socketmap.ts';
 
 /** Where placement puts an address (the shape of `policies/route()`, reduced to what we need). */
-export type RouteAnswer = { kind: 'shard'; shardId: string } | { kind: 'not-hosted' } | { kind: 'invalid' };
+export type RouteAnswer = { kind: 'shard'; shardId: string } | { kind: 'not-hosted' } | { kind: 'invalid' } | { kind: 'unavailable' };
 
 /** Inputs of {@link makePostfixLookups}. */
 export interface PostfixLookupsConfig {
@@ -73,6 +73,8 @@ export function makePostfixLookups(config: PostfixLookupsConfig): LookupFn {
     const address = addressOf(key);
     if (!address) return NOTFOUND;
     const placed = config.route(address);
+    // No snapshot yet: Postfix must defer, not treat the address as unhosted.
+    if (placed.kind === 'unavailable') return { kind: 'temp', reason: 'no policy snapshot yet' };
     if (placed.kind !== 'shard') return NOTFOUND;
     if (name === 'transport') return { kind: 'ok', value: placed.shardId === config.localShard ? local : egress };
     const known = config.isKnownUser?.(address);
