@@ -1,4 +1,4 @@
-import { SMTPServer } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../common/log.ts';
 import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, type Reply } from './reply.ts';
@@ -26,6 +26,12 @@ export interface Egress {
 
 const lmtpReply = (r: Reply): Error | string => (isOk(r) ? okText(r) : replyError(r));
 
+/** Every RCPT accepted in a transaction, repeats included, keyed by the session's envelope (a new
+ * object per transaction). smtp-server merges a repeated recipient into one `rcptTo` entry, but the
+ * LMTP client still expects one reply per accepted RCPT (RFC 2033 §4.2): fewer replies leave
+ * Postfix waiting, then deferring recipients whose owners already stored the message. */
+const accepted = new WeakMap<object, string[]>();
+
 /**
  * Start the egress. It speaks LMTP so every recipient gets its own reply (RFC 2033 §4.2): the
  * sending Postfix hears `250` for a recipient only once the owning shard's store has the message,
@@ -40,20 +46,30 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      const list = accepted.get(session.envelope) ?? [];
+      accepted.set(session.envelope, list);
+      list.push(address.address);
+      callback();
+    },
     onData(stream, session, callback) {
+      // One reply per accepted RCPT, in RCPT order; a repeated recipient gets its first one's reply.
+      const rcpts = accepted.get(session.envelope) ?? session.envelope.rcptTo.map((r) => r.address);
+      // smtp-server types the LMTP array form loosely; each entry is a string or an Error.
+      const answer = (perRcpt: (rcpt: string) => Reply) => callback(null, rcpts.map((r) => lmtpReply(perRcpt(r))) as unknown as string);
       void (async () => {
         const recipients = session.envelope.rcptTo.map((r) => r.address);
         const body = await readBounded(stream, cfg.maxSize);
-        if (!body) return callback(replyError(tooBig(cfg.maxSize)));
+        if (!body) return answer(() => tooBig(cfg.maxSize));
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         const replies = await cfg.deliverer.deliver({ from, recipients }, body);
         cfg.onResult?.(replies, recipients);
         cfg.log.info({ event: 'egress.delivery', session: session.id, replies: replies.map((r) => r.code) }, 'egress delivery');
-        // smtp-server types the LMTP array form loosely; each entry is a string or an Error.
-        callback(null, replies.map(lmtpReply) as unknown as string);
+        const byAddress = new Map(recipients.map((r, i) => [r.toLowerCase(), replies[i]]));
+        answer((r) => byAddress.get(r.toLowerCase()) ?? { code: 451, enhanced: '4.3.0', message: 'no reply for this recipient, try again later' });
       })().catch((err: Error) => {
         cfg.log.error({ event: 'egress.error', err: err.message }, 'egress failure');
-        callback(replyError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
+        answer(() => ({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
       });
     },
   });

@@ -1,0 +1,71 @@
+// The egress is Postfix's LMTP next hop: one reply per accepted RCPT after the final dot
+// (RFC 2033 §4.2), even when Postfix sends the same recipient twice in one transaction (two
+// aliases expanding to one address keep distinct original recipients, so Postfix keeps both).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { pino } from 'pino';
+import { startEgress } from '../../sidecar/mail/egress.ts';
+import { Deliverer, type Envelope, type Placement } from '../../sidecar/mail/deliver.ts';
+
+const placement: Placement = () => ({ kind: 'shard', shardId: 'osaka-1' });
+
+/** Speak LMTP by hand and collect every reply line after the final dot for `expect` ms. */
+async function lmtpSession(port: number, rcpts: string[], body: string): Promise<string[]> {
+  const socket = net.connect(port, '127.0.0.1');
+  let buf = '';
+  socket.on('data', (c) => (buf += c.toString('latin1')));
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 200 && buf.split('\r\n').filter(Boolean).length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await waitFor(1);
+  socket.write('LHLO postfix.test\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const before = buf.length;
+  socket.write(`MAIL FROM:<a@sender.test>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join('')}`);
+  await new Promise((r) => setTimeout(r, 100));
+  socket.write('DATA\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  const afterData = buf.length;
+  socket.write(`${body}\r\n.\r\n`);
+  await new Promise((r) => setTimeout(r, 500));
+  const replies = buf.slice(afterData).split('\r\n').filter(Boolean);
+  assert.ok(buf.slice(before, afterData).includes('354'));
+  socket.destroy();
+  return replies;
+}
+
+test('egress: a recipient sent twice gets two LMTP replies, and is delivered once', async () => {
+  const sent: Envelope[] = [];
+  const sender = {
+    send: async (_shard: string, env: Envelope) => {
+      sent.push(env);
+      return env.recipients.map(() => ({ code: 250, enhanced: '2.0.0', message: 'stored' }));
+    },
+  };
+  const egress = await startEgress({
+    host: '127.0.0.1', port: 0, hostname: 'egress.test', maxSize: 1 << 16, placement, log: pino({ level: 'silent' }),
+    deliverer: new Deliverer({ placement, localShard: 'tokyo-1', local: sender, remote: sender }),
+  });
+  try {
+    const replies = await lmtpSession(egress.port, ['bob@mail.test', 'carol@mail.test', 'Bob@mail.test'], 'Subject: x\r\n\r\nhi');
+    assert.deepEqual(replies.map((l) => l.slice(0, 3)), ['250', '250', '250']);
+    assert.equal(sent.flatMap((e) => e.recipients).filter((r) => r.toLowerCase() === 'bob@mail.test').length, 1);
+  } finally {
+    await egress.close();
+  }
+});
+
+test('egress: an oversized message gets one 552 per accepted RCPT, duplicates included', async () => {
+  const sender = { send: async (_s: string, env: Envelope) => env.recipients.map(() => ({ code: 250, enhanced: '2.0.0', message: 'stored' })) };
+  const egress = await startEgress({
+    host: '127.0.0.1', port: 0, hostname: 'egress.test', maxSize: 100, placement, log: pino({ level: 'silent' }),
+    deliverer: new Deliverer({ placement, localShard: 'tokyo-1', local: sender, remote: sender }),
+  });
+  try {
+    const replies = await lmtpSession(egress.port, ['bob@mail.test', 'bob@mail.test'], `Subject: x\r\n\r\n${'a'.repeat(300)}`);
+    assert.deepEqual(replies.map((l) => l.slice(0, 3)), ['552', '552']);
+  } finally {
+    await egress.close();
+  }
+});
