@@ -1,8 +1,9 @@
 import { readdirSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { MailmeshError } from '../common/errors.ts';
+import { examples } from './flags.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -29,18 +30,58 @@ const NOUN_HELP: Record<string, string> = {
   cert: 'certificates for hosts without a sidecar',
 };
 
+const NOUN_EXAMPLES: Record<string, string[]> = {
+  ca: ['mailmesh ca init --dir ./ca --trust-domain mail.example', 'mailmesh ca inspect ./tls/node.crt --json'],
+  policy: ['mailmesh policy validate ./policies', 'mailmesh policy route ./policies alice@mail.example --json', 'mailmesh policy plan ./policies --from HEAD~1'],
+  token: ['mailmesh token create --config control-plane.yaml --shard tokyo-1 --node tokyo-1-a'],
+  cert: ['mailmesh cert rotate --control-plane cp.mail.example:7443 --ca-bundle bundle.pem --token @join-token --out /etc/mailmesh/tls'],
+};
+
+/** Commander internals used below (present in commander 15, absent from its typings). */
+interface CommandInternals {
+  missingMandatoryOptionValue(option: Option): never;
+  unknownOption(flag: string): never;
+}
+
+/**
+ * One shape for every usage error, on one stderr line: `mailmesh ca init: unknown option
+ * '--x' (see mailmesh ca init --help)`. An unknown flag is reported before a missing required
+ * one (commander checks the latter first), so a typo is named as such.
+ */
+function polish(cmd: Command, path: string[]): void {
+  const name = ['mailmesh', ...path].join(' ');
+  cmd
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: (str, write) => write(`${name}: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${name} --help)\n`) });
+  const internals = cmd as unknown as CommandInternals;
+  const missing = internals.missingMandatoryOptionValue.bind(cmd);
+  internals.missingMandatoryOptionValue = (option: Option) => {
+    const unknown = cmd.args.find((a) => a.length > 1 && a.startsWith('-') && !cmd.options.some((o) => o.long === a.split('=')[0] || o.short === a));
+    if (unknown !== undefined) internals.unknownOption(unknown);
+    return missing(option);
+  };
+  for (const sub of cmd.commands) polish(sub, [...path, sub.name()]);
+}
+
 /** Build the whole command tree. Every verb lives in its own file under `cli/commands/`. */
 export async function buildProgram(): Promise<Command> {
   const program = new Command('mailmesh')
     .description('zero-trust mTLS service mesh for Postfix and Dovecot')
-    .showHelpAfterError('(run with --help for usage and examples)')
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', examples([
+      'mailmesh demo                                   # a local mesh, sample mail, where it landed',
+      'mailmesh demo --keep-running --dir ./demo-out   # leave it up; addresses and users in demo-out/mesh.json',
+      'mailmesh policy validate ./policies',
+      'mailmesh ca init --dir ./ca --trust-domain mail.example',
+      'mailmesh <command> --help                       # flags, JSON output and examples of one command',
+    ]));
   const dir = join(here, 'commands');
   if (!existsSync(dir)) return program;
   const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     if (e.isDirectory()) {
       const noun = program.command(e.name).description(NOUN_HELP[e.name] ?? e.name).exitOverride();
+      if (NOUN_EXAMPLES[e.name]) noun.addHelpText('after', examples(NOUN_EXAMPLES[e.name]));
       for (const f of readdirSync(join(dir, e.name)).sort()) {
         if (!f.endsWith('.ts')) continue;
         const mod = (await import(pathToFileURL(join(dir, e.name, f)).href)) as { register: Register };
@@ -51,6 +92,7 @@ export async function buildProgram(): Promise<Command> {
       mod.register(program);
     }
   }
+  polish(program, []);
   return program;
 }
 
@@ -63,7 +105,9 @@ export async function main(argv: string[]): Promise<number> {
     return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return EXIT.ok;
+      // `--help` is 0; help shown because a command was missing (`mailmesh`, `mailmesh ca`) is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return EXIT.usage;
     }
     if (process.env.MAILMESH_DEBUG) console.error(err);

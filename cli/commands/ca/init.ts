@@ -12,8 +12,6 @@ export function register(parent: Command): void {
     .requiredOption('--trust-domain <td>', 'trust domain of the mesh, e.g. mail.example')
     .addOption(new Option('--algorithm <alg>', 'key algorithm of both CAs').choices(KEY_ALGORITHMS).default('P-256'))
     .option('--force', 'replace an existing CA in --dir (every certificate it issued stops verifying)')
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(`mailmesh ca init: ${str.replace(/^error: /, '').trim()} (see mailmesh ca init --help)\n`) })
     .addHelpText('after', examples([
       'mailmesh ca init --dir ./ca --trust-domain mail.example',
       'mailmesh ca init --dir ./ca --trust-domain mail.example --algorithm P-384 --force',

@@ -26,8 +26,6 @@ export function register(parent: Command): void {
     .description('show the identity, serial, validity and issuer of the first certificate in a PEM file')
     .argument('<file>', 'PEM certificate or chain (PREFIX.crt, issuer.pem, bundle.pem)')
     .addOption(jsonOption())
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(`mailmesh ca inspect: ${str.replace(/^error: /, '').trim()} (see mailmesh ca inspect --help)\n`) })
     .addHelpText('after', `${examples(['mailmesh ca inspect ./tls/node.crt', 'mailmesh ca inspect ./tls/node.crt --json | jq -r .spiffeId'])}
 JSON keys (stable): spiffeId (string|null), dnsNames, serial (uppercase hex), notBefore, notAfter (ISO 8601),
 issuer, subject, isCa, keyAlgorithm (P-256|P-384|Ed25519|…), fingerprint256.

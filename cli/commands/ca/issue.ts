@@ -48,8 +48,6 @@ export function register(parent: Command): void {
     .requiredOption('--out <prefix>', 'write PREFIX.crt and PREFIX.key')
     .option('--p12 <password-file>', 'also write PREFIX.p12 protected by the password in this file')
     .addOption(new Option('--key-algorithm <alg>', 'algorithm of the new leaf key').choices(KEY_ALGORITHMS).default('P-256'))
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(`mailmesh ca issue: ${str.replace(/^error: /, '').trim()} (see mailmesh ca issue --help)\n`) })
     .addHelpText('after', examples([
       'mailmesh ca issue --dir ./ca --spiffe-id spiffe://mail.example/shard/tokyo-1/node/a --out ./tls/node',
       'mailmesh ca issue --dir ./ca --spiffe-id spiffe://mail.example/shard/tokyo-1/node/a --dns mx1.mail.example --ttl 24h --out ./tls/mx1',

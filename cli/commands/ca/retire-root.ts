@@ -11,8 +11,6 @@ export function register(parent: Command): void {
     .requiredOption('--dir <dir>', 'CA directory made by mailmesh ca init')
     .requiredOption('--fingerprint <sha256>', 'SHA-256 fingerprint of the root to remove (with or without colons)')
     .addOption(jsonOption())
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(`mailmesh ca retire-root: ${str.replace(/^error: /, '').trim()} (see mailmesh ca retire-root --help)\n`) })
     .addHelpText('after', `
 Refused when the root is not in bundle.pem (ERR_ROOT_UNKNOWN), is the only root (ERR_ROOT_LAST), or
 the current or staged issuing CA chains to it (ERR_ROOT_IN_USE). Run it only once mailmesh status

@@ -41,8 +41,6 @@ export function register(parent: Command): void {
     .addOption(new Option('--root-ttl <duration>', 'lifetime of the new root with --root (default 3650d)').argParser(durationArg))
     .addOption(new Option('--algorithm <alg>', 'key algorithm of the new root and its issuing CA with --root (default: the CA\'s)').choices(KEY_ALGORITHMS))
     .addOption(jsonOption())
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(`mailmesh ca rotate: ${str.replace(/^error: /, '').trim()} (see mailmesh ca rotate --help)\n`) })
     .addHelpText('after', `
 Issuing CA, same root: --issuer. issuer.pem/issuer.key are replaced atomically (key 0600) after the
 new issuing CA proved itself; the old certificate stays as issuer-previous.pem so nodes still accept
