@@ -4,10 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { examples, jsonOption } from '../flags.ts';
-import { startLocalMesh } from '../demo/local-mesh.ts';
+import { startLocalMesh, type MeshInfo } from '../demo/local-mesh.ts';
 import { realBackendsInstalled } from '../demo/real-backends.ts';
 import { awaitMailboxes, mailboxes, sendSamples } from '../demo/sample-mail.ts';
 import { CliError, EXIT } from '../main.ts';
+
+/** Commands to poke the running mesh with (the public certificate names `localhost`, not 127.0.0.1). */
+function tryIt(info: MeshInfo): string {
+  const [a, b] = info.shards;
+  const user = info.users.find((u) => u.shard === a.id) ?? info.users[0];
+  const port = (hostPort: string) => hostPort.split(':').pop();
+  const lines = ['\ntry it (another terminal):', `  swaks --server ${b.smtp} --from you@example.org --to ${user.address}    # enters at ${b.id}, lands on ${user.shard}`];
+  if (a.imap) {
+    const cafile = join(info.ca, 'bundle.pem');
+    lines.push(`  curl --ssl-reqd --cacert ${cafile} -u '${user.address}:${user.password}' imap://localhost:${port(b.imap!)}/INBOX -X 'EXAMINE INBOX'`);
+    lines.push(`  openssl s_client -starttls imap -CAfile ${cafile} -connect localhost:${port(b.imap!)}`);
+  } else {
+    lines.push(`  ls ${a.maildir}/${user.address.split('@')[1]}/${user.address.split('@')[0]}/Maildir/new   # embedded backends: no IMAP/POP3 (use --backends real)`);
+  }
+  return lines.join('\n');
+}
 
 /** `mailmesh demo`: a local mesh on loopback, sample mail, and where it landed. */
 export function register(program: Command): void {
@@ -57,7 +73,13 @@ export function register(program: Command): void {
           console.log('\ncertificates in use:');
           for (const c of certs) console.log(`  ${c.shard.padEnd(12)} ${c.spiffeId}  serial ${c.serial.slice(0, 16)}…  until ${c.notAfter}`);
           for (const s of mesh.info.shards) if (s.publicCert) console.log(`  ${s.id.padEnd(12)} public (SMTP/IMAP/POP3 STARTTLS) ${s.publicCert}, CA ${join(mesh.info.ca, 'bundle.pem')}`);
-          console.log(`\nmesh description: ${join(dir, 'mesh.json')}`);
+          if (opts.keepRunning) {
+            console.log(`\nmesh description (addresses, users${backends === 'real' ? ', passwords' : ''}): ${join(dir, 'mesh.json')}`);
+            console.log(tryIt(mesh.info));
+          } else {
+            console.log(`\nfiles (CA, policy, configs, mailboxes) kept in ${dir}; the mesh is stopped now.`);
+            console.log('To poke a running mesh: mailmesh demo --keep-running --dir ./demo-out');
+          }
         }
         if (opts.keepRunning) {
           say('running; Ctrl-C stops the mesh');
@@ -67,7 +89,18 @@ export function register(program: Command): void {
           });
         }
       } finally {
-        await mesh.stop();
+        // A second Ctrl-C while stopping would kill only this process and orphan the servers.
+        const patience = () => process.stderr.write('mailmesh demo: still stopping the mesh, please wait\n');
+        process.on('SIGINT', patience);
+        process.on('SIGTERM', patience);
+        say(backends === 'real' ? 'stopping the mesh (sidecars, Postfix, Dovecot, control plane: a few seconds)' : 'stopping the mesh');
+        try {
+          await mesh.stop();
+        } finally {
+          process.off('SIGINT', patience);
+          process.off('SIGTERM', patience);
+        }
+        if (opts.keepRunning) say(`stopped; files kept in ${dir}`);
       }
     });
 }
