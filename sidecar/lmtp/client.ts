@@ -42,6 +42,11 @@ export interface SendRequest {
   /** Force the SMTPUTF8 parameter (RFC 6531 §3.4), e.g. for UTF-8 headers; default: only when
    * an envelope address is not ASCII. */
   smtpUtf8?: boolean;
+  /** Send no DATA when any recipient is deferred (4xx) at RCPT: the recipients the server accepted
+   * then get `451 4.3.0` too and nothing is queued. For a relay that answers its own sender with
+   * one reply for the whole message: if the server queued the accepted ones, the sender's retry of
+   * that one 4xx would queue them a second time. */
+  holdOnDeferral?: boolean;
 }
 
 /** The outcome for one recipient. */
@@ -254,6 +259,10 @@ export class MailClient {
     if (accepted.length === 0 || !this.usable) {
       if (!this.usable) refuseAll(421, '4.4.2', 'server closed the connection', accepted);
       return { recipients: results };
+    }
+    if (req.holdOnDeferral && results.some((r) => r.code >= 400 && r.code < 500)) {
+      // The transaction stays open on the server: `dirty` makes the next one start with RSET.
+      return refuseAll(451, '4.3.0', 'not sent: another recipient of this message was deferred', accepted);
     }
 
     const dataReply = await this.command('DATA');

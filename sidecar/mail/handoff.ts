@@ -28,7 +28,9 @@ export function postfixHandoff(address: string, heloName: string): Handoff & { c
         client = await MailClient.open(lease.socket, { lmtp: false, heloName, timeoutMs: 120_000 });
         clients.set(lease.socket, client);
       }
-      const result = await client.send({ from: envelope.from, recipients: envelope.recipients, body: message });
+      // All or nothing: the sender hears one reply, so a deferred recipient must not leave the
+      // others queued (the sender's retry would queue them twice).
+      const result = await client.send({ from: envelope.from, recipients: envelope.recipients, body: message, holdOnDeferral: true });
       lease.release(client.usable);
       const replies = result.recipients.map((r) => ({ code: r.code, enhanced: r.enhanced ?? (r.code < 300 ? '2.0.0' : r.code < 500 ? '4.0.0' : '5.0.0'), message: r.message }));
       // All accepted: the sender hears Postfix's own words ("Ok: queued as …").
