@@ -274,9 +274,18 @@ export class MailClient {
     const finals: SmtpReply[] = [];
     // RFC 2033 §4.2: one reply per accepted RCPT, in RCPT order; SMTP: one reply for all.
     const count = this.lmtp ? accepted.length : 1;
-    for (let i = 0; i < count; i++) finals.push(await this.reader.next(this.dataTimeoutMs));
+    try {
+      for (let i = 0; i < count; i++) finals.push(await this.reader.next(this.dataTimeoutMs));
+    } catch (err) {
+      // LMTP: the recipients answered before the failure were decided by the server (a 250 means
+      // stored); reporting them as failed would make the sender store them again on its retry.
+      if (finals.length === 0) throw err;
+      this.breakConnection();
+      const why = `connection lost before this recipient's reply: ${(err as Error).message}`;
+      refuseAll(451, '4.4.2', why, accepted.slice(finals.length));
+    }
     this.dirty = false;
-    accepted.forEach((r, i) => {
+    (this.lmtp ? accepted.slice(0, finals.length) : accepted).forEach((r, i) => {
       const reply = finals[this.lmtp ? i : 0];
       this.noteClosing(reply);
       Object.assign(r, { code: reply.code, enhanced: reply.enhanced, message: reply.message, accepted: reply.code >= 200 && reply.code < 300 });

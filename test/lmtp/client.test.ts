@@ -273,6 +273,22 @@ describe('MailClient failures', () => {
     await assert.rejects(client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('x\r\n') }), (err: unknown) => err instanceof MailClientError);
   });
 
+  test('LMTP: replies received before the connection broke stand; only the missing ones are 4xx', async () => {
+    // Dovecot stored the copy for a@ and said so, then died: a@ must stay 250 or the sender's
+    // retry stores a second copy for it.
+    const port = await startRaw('220 flaky LMTP\r\n', (line, s) => {
+      if (line.startsWith('LHLO')) s.write('250-flaky\r\n250 PIPELINING\r\n');
+      else if (line.startsWith('MAIL') || line.startsWith('RCPT')) s.write('250 ok\r\n');
+      else if (line === 'DATA') s.write('354 go\r\n');
+      else if (line === '.') s.end('250 2.0.0 <a@y.test> saved\r\n');
+    });
+    const client = await open(port);
+    const res = await client.send({ from: 'a@x.test', recipients: ['a@y.test', 'b@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.accepted]), [[250, true], [451, false]]);
+    assert.equal(res.recipients[1].enhanced, '4.4.2');
+    assert.equal(client.usable, false);
+  });
+
   test('a silent server times out in open()', async () => {
     const port = await startRaw(null, () => {});
     await assert.rejects(open(port, true, 200), { code: 'ERR_SMTP_TIMEOUT' });
