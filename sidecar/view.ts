@@ -31,10 +31,14 @@ export class MeshView {
   apply(snap: SnapshotPayload): void {
     if (snap.trustDomain !== this.trustDomain) throw new Error(`snapshot is for trust domain ${snap.trustDomain}, not ${this.trustDomain}`);
     const previous = this.compiled;
-    this.compiled = deserializeCompiled(snap.placement);
+    // Parse everything before changing anything: a snapshot is applied whole or not at all.
+    const compiled = deserializeCompiled(snap.placement);
     // Same roots: keep the object (listeners compare by identity and rebuild TLS contexts on change).
-    if (snap.bundlePem !== this.bundle.toPem()) this.bundle = TrustBundle.fromPem(snap.bundlePem);
-    this.issuers = snap.issuersPem ? parseCertificates(snap.issuersPem, 'snapshot issuers') : [];
+    const bundle = snap.bundlePem !== this.bundle.toPem() ? TrustBundle.fromPem(snap.bundlePem) : this.bundle;
+    const issuers = snap.issuersPem ? parseCertificates(snap.issuersPem, 'snapshot issuers') : [];
+    this.compiled = compiled;
+    this.bundle = bundle;
+    this.issuers = issuers;
     this.serials = new Set(snap.revokedSerials.map((s) => s.toUpperCase()));
     this.ids = new Set(snap.revokedIds);
     this.revision = snap.revision;
