@@ -19,3 +19,10 @@ export function durationArg(value: string): number {
 export function examples(lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
+
+/** An error's message with its cause's, so "has no SPIFFE ID" also says why (not PEM, no URI SAN, ...). */
+export function withCause(err: unknown): string {
+  const e = err as Error & { cause?: unknown };
+  const cause = e.cause instanceof Error ? e.cause.message : undefined;
+  return cause && cause !== e.message ? `${e.message} (${cause})` : e.message;
+}

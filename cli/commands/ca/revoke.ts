@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ControlPlaneClient, isApiError } from '../../../api/client.ts';
 import { trustDomainOf } from '../../../api/rotate.ts';
 import { CliError, EXIT } from '../../main.ts';
-import { examples, jsonOption } from '../../flags.ts';
+import { examples, jsonOption, withCause } from '../../flags.ts';
 
 interface Flags {
   controlPlane: string;
@@ -22,7 +22,7 @@ async function readInput(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new CliError('ERR_USAGE', `cannot read ${flag} ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
+    throw new CliError('ERR_USAGE', `cannot read ${flag} ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}): check the path and its permissions`, EXIT.usage);
   }
 }
 
@@ -55,7 +55,7 @@ ${examples([
       try {
         trustDomain = trustDomainOf({ current: cert });
       } catch (err) {
-        throw new CliError('ERR_USAGE', `--cert: ${(err as Error).message}`, EXIT.usage);
+        throw new CliError('ERR_BAD_CERT', `--cert ${o.cert}: ${withCause(err)}: pass an admin certificate from mailmesh ca issue --spiffe-id spiffe://TD/admin/NAME`, EXIT.failure);
       }
       const client = new ControlPlaneClient({ address: o.controlPlane, bundlePem, trustDomain, cert });
       try {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { CertRotator, rotateOnce, trustDomainOf, type RotateEvent, type RotatorConfig } from '../../../api/rotate.ts';
 import { isApiError } from '../../../api/errors.ts';
 import { CliError, EXIT } from '../../main.ts';
-import { examples, jsonOption } from '../../flags.ts';
+import { examples, jsonOption, withCause } from '../../flags.ts';
 
 interface Flags {
   controlPlane: string;
@@ -21,7 +21,7 @@ async function readInput(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new CliError('ERR_USAGE', `cannot read ${flag} ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, EXIT.usage);
+    throw new CliError('ERR_USAGE', `cannot read ${flag} ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}): check the path and its permissions`, EXIT.usage);
   }
 }
 
@@ -58,6 +58,7 @@ In daemon mode the renewals use the certificate in --out.
 Exit codes (for cron and systemd):
   0   certificate written (one-shot), or daemon stopped by SIGTERM/SIGINT
   1   refused by the control plane (bad/expired/replayed token, revoked, unknown shard, ...)
+  1   also: a --token that is not a join token, a --cert without a SPIFFE ID
   2   usage error (flags, unreadable files)
   75  temporary failure (control plane unreachable, rate limited): try again later
 With --json every renewal/failure is one JSON line: {"event":"renewed","spiffeId",...} or
@@ -79,7 +80,8 @@ ${examples([
       try {
         trustDomainOf({ joinToken, current });
       } catch (err) {
-        throw new CliError('ERR_USAGE', (err as Error).message, EXIT.usage);
+        const hint = current ? `--cert ${o.cert}: ${withCause(err)}: pass node.crt written by an earlier cert rotate` : `--token: ${withCause(err)}: pass the token printed by mailmesh token create (or @FILE holding it)`;
+        throw new CliError('ERR_BAD_INPUT', hint, EXIT.failure);
       }
       const cfg: RotatorConfig = { address: o.controlPlane, bundlePem, outDir: o.out, joinToken, current, reloadCmd: o.reloadCmd, onEvent: (e) => print(o.json, e) };
       if (!o.daemon) {
