@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -42,6 +43,9 @@ export function register(program: Command): void {
       }
       if (backends === 'real' && process.getuid?.() !== 0) {
         throw new CliError('ERR_DEMO_BACKENDS', '--backends real starts private Postfix and Dovecot instances, which needs root: run as root or use --backends embedded', EXIT.usage);
+      }
+      if (opts.dir !== undefined && existsSync(opts.dir) && !statSync(opts.dir).isDirectory()) {
+        throw new CliError('ERR_DEMO_DIR', `--dir ${opts.dir} is a file: pass a new or existing directory`);
       }
       const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'mailmesh-demo-')));
       const say = (line: string) => {

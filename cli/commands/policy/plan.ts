@@ -1,7 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { examples, jsonOption } from '../../flags.ts';
 import { exportRevision, planChanges, type Plan } from '../../../policies/index.ts';
-import { loadOrReport } from './validate.ts';
+import { checkPolicyDir, loadOrReport } from './validate.ts';
+import { CliError } from '../../main.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -44,11 +45,20 @@ addresses (mm-sample-N@domain) under both revisions.
          "hashed":[{"domain","samples","moved","pairs":[{"from","to","share"}]}]}  (null = not hosted)
 `)
     .action((dir: string, opts: { from: string; to?: string; samples: number; json?: boolean }) => {
+      checkPolicyDir(dir);
       const temps: (() => void)[] = [];
       try {
         const open = (rev: string | undefined) => {
           if (rev === undefined) return loadOrReport(dir, 'working tree: ');
-          const copy = exportRevision(dir, rev);
+          let copy;
+          try {
+            copy = exportRevision(dir, rev);
+          } catch (err) {
+            if (err instanceof Error && /not a git repository/.test(err.message)) {
+              throw new CliError('ERR_POLICY_GIT', `${dir} is not inside a git working tree: policy plan compares git revisions, so keep the policy in git (or use policy route on each copy)`);
+            }
+            throw err;
+          }
           temps.push(copy.cleanup);
           return loadOrReport(copy.dir, `${rev}: `);
         };

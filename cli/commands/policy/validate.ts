@@ -1,7 +1,15 @@
 import type { Command } from 'commander';
 import { examples } from '../../flags.ts';
-import { EXIT } from '../../main.ts';
+import { statSync } from 'node:fs';
+import { CliError, EXIT } from '../../main.ts';
 import { compilePolicy, formatProblem, loadPolicy, PolicyError, type CompiledPolicy } from '../../../policies/index.ts';
+
+/** A missing DIR or a file in its place, said plainly (the loader calls both "does not exist"). */
+export function checkPolicyDir(dir: string): void {
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (!st) throw new CliError('ERR_POLICY_NO_FILES', `policy directory ${dir} does not exist: pass the directory holding the policy *.yaml files (e.g. policies/examples/demo)`);
+  if (!st.isDirectory()) throw new CliError('ERR_POLICY_NO_FILES', `${dir} is a file: pass the policy directory that holds it`);
+}
 
 /**
  * Load and compile a policy directory for a CLI verb. On an invalid policy, prints every
@@ -9,6 +17,7 @@ import { compilePolicy, formatProblem, loadPolicy, PolicyError, type CompiledPol
  * `label` prefixes the problems' file names (e.g. a git revision in `plan`).
  */
 export function loadOrReport(dir: string, label = ''): CompiledPolicy | undefined {
+  if (!label) checkPolicyDir(dir);
   try {
     return compilePolicy(loadPolicy(dir));
   } catch (err) {
