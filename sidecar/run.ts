@@ -29,6 +29,9 @@ import { mailAuthCheck, outboundSigner } from './auth-wiring.ts';
 import { startMailProxies } from './proxy-wiring.ts';
 import { startTelemetry } from './telemetry.ts';
 
+/** Extra bytes allowed on internal hops for headers added after the front door's SIZE check. */
+export const INTERNAL_HEADROOM_BYTES = 64 * 1024;
+
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
   clock?: Clock;
@@ -64,7 +67,8 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
   const metrics = createSidecarMetrics({ clock });
   const closers: (() => Promise<void> | void)[] = [];
   const close = async () => {
-    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
+    // Last started, first stopped; each closer runs once even if close() is called again.
+    for (const c of closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
   };
   try {
     const bootBundle = TrustBundle.fromPem(await readFile(cfg.caBundle));
@@ -100,10 +104,14 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       verifySnapshot(jws, bootBundle, trustDomain, { now: JSON.parse(Buffer.from(jws.split('.')[1], 'base64url').toString()).issuedAt as number })), log);
     if (cached) applySnapshot(cached, 'cache');
 
+    // Hops behind the front door take a little more than the public SIZE limit: the front door
+    // and Postfix add headers (Authentication-Results, Received, DKIM-Signature) to a message
+    // that was accepted at the limit, and refusing it there would bounce mail already accepted.
+    const internalMax = cfg.limits.maxMessageBytes + INTERNAL_HEADROOM_BYTES;
     // Mesh: ingress for other shards' deliveries and proxied sessions, dialer for ours.
     let localLmtp = cfg.backends.lmtp;
     if (cfg.mode === 'embedded') {
-      const store = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root: cfg.backends.maildir!, maxSize: cfg.limits.maxMessageBytes });
+      const store = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root: cfg.backends.maildir!, maxSize: internalMax });
       closers.push(() => store.close());
       localLmtp = `127.0.0.1:${store.port}`;
     }
@@ -167,7 +175,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
     }
     if (cfg.listen.egress) {
       const a = splitAddress(cfg.listen.egress);
-      const egress = await startEgress({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: cfg.limits.maxMessageBytes, placement: view.placement, deliverer, log, onResult: countReplies });
+      const egress = await startEgress({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: internalMax, placement: view.placement, deliverer, log, onResult: countReplies });
       closers.push(() => egress.close());
       addresses.egress = `${a.host}:${egress.port}`;
     }
@@ -186,7 +194,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       const a = splitAddress(cfg.listen.filter);
       const reinject = postfixHandoff(cfg.backends.postfix, cfg.hostname);
       closers.push(() => reinject.close());
-      const filter = await startFilter({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: cfg.limits.maxMessageBytes, sign: await outboundSigner(cfg), reinject, log });
+      const filter = await startFilter({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: internalMax, sign: await outboundSigner(cfg), reinject, log });
       closers.push(() => filter.close());
       addresses.filter = `${a.host}:${filter.port}`;
     }
@@ -213,10 +221,13 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
         emit({ event: 'ready', shard: cfg.shard, revision: view.revision, spiffeId: rotator.current()?.spiffeId });
       }
     };
+    let snapshots: Promise<void> = Promise.resolve();
     const watch = client.watch({
       revision: view.revision || undefined,
+      // Snapshots are handled one after another, in the order they arrived.
       onSnapshot: (msg) => {
-        verify(msg.jws)
+        snapshots = snapshots
+          .then(() => verify(msg.jws))
           .then(async (snap) => {
             applySnapshot(snap, 'control-plane');
             await saveSnapshot(cfg.stateDir, msg.jws);

@@ -30,6 +30,9 @@ export class MeshView {
   /** Take a verified snapshot. A snapshot of another trust domain is refused. */
   apply(snap: SnapshotPayload): void {
     if (snap.trustDomain !== this.trustDomain) throw new Error(`snapshot is for trust domain ${snap.trustDomain}, not ${this.trustDomain}`);
+    // Never go back in time: a replayed or stale (validly signed) snapshot would bring revoked
+    // peers back and undo policy changes.
+    if (snap.issuedAt < this.issuedAt) throw new Error(`snapshot ${snap.revision} was issued before the one in use (${this.revision}): refused`);
     const previous = this.compiled;
     // Parse everything before changing anything: a snapshot is applied whole or not at all.
     const compiled = deserializeCompiled(snap.placement);

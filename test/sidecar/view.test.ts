@@ -28,3 +28,14 @@ test('a snapshot that fails to apply changes nothing', () => {
   assert.throws(() => view.apply(snap({ revision: 'r3', trustDomain: 'other.example' })));
   assert.equal(view.compiled, compiled);
 });
+
+test('a snapshot older than the one in use is refused (no rollback of revocations)', () => {
+  const view = new MeshView('mail.example.co.jp', { toPem: () => 'BUNDLE' } as unknown as TrustBundle);
+  view.apply(snap({ revision: 'r1', issuedAt: 1000 }));
+  view.apply(snap({ revision: 'r2', issuedAt: 2000, revokedSerials: ['AB'] }));
+  assert.throws(() => view.apply(snap({ revision: 'r1', issuedAt: 1000 })), /issued before the one in use/);
+  assert.equal(view.revision, 'r2');
+  assert.ok(view.serials.has('AB'), 'the revocation stays');
+  view.apply(snap({ revision: 'r2', issuedAt: 2000, revokedSerials: ['AB'] }));
+  assert.equal(view.revision, 'r2', 'the same snapshot again is harmless');
+});
