@@ -20,7 +20,9 @@ export class TcpPool {
   private readonly host: string;
   private readonly port: number;
   private readonly maxIdle: number;
-  constructor(address: string, maxIdle = 8) {
+  private readonly connectTimeoutMs: number;
+  constructor(address: string, maxIdle = 8, connectTimeoutMs = 10_000) {
+    this.connectTimeoutMs = connectTimeoutMs;
     const i = address.lastIndexOf(':');
     this.host = address.slice(0, i).replace(/^\[|\]$/g, '');
     this.port = Number(address.slice(i + 1));
@@ -34,8 +36,20 @@ export class TcpPool {
     if (!socket) {
       const s = net.connect(this.port, this.host);
       await new Promise<void>((resolve, reject) => {
-        s.once('connect', resolve);
-        s.once('error', reject);
+        // A backend that never answers the SYN must not hold the delivery: give up, the caller
+        // turns it into a 4xx.
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new Error(`connect to ${this.host}:${this.port} timed out after ${this.connectTimeoutMs} ms`));
+        }, this.connectTimeoutMs);
+        s.once('connect', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        s.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
       });
       s.on('error', () => s.destroy());
       s.setNoDelay(true);
