@@ -8,7 +8,7 @@ export function register(parent: Command): void {
   parent
     .command('control-plane')
     .description('run the control plane: issues certificates, streams signed snapshots (gRPC over mTLS)')
-    .requiredOption('--config <file>', 'control plane config (YAML): listen, caDir, policyDir, stateDir, audience?, signRateLimit?')
+    .requiredOption('--config <file>', 'control plane config (YAML): listen, caDir, policyDir, stateDir, audience?, signRateLimit?, metrics?, expiredRenewalGrace?')
     .addHelpText('after', `
 Config (relative paths are resolved against the config file's directory):
   listen: 127.0.0.1:7443          # host:port; port 0 picks a free port
