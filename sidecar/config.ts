@@ -113,11 +113,18 @@ export function splitAddress(addr: Address): { host: string; port: number } {
  * directory. Errors name the file and the offending key (`ERR_SIDECAR_CONFIG`).
  */
 export function loadSidecarConfig(file: string): SidecarConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new MailmeshError('ERR_SIDECAR_CONFIG', `cannot read sidecar config ${file} (${code}): check the path and its permissions`);
+  }
   let raw: unknown;
   try {
-    raw = parse(readFileSync(file, 'utf8'));
+    raw = parse(text);
   } catch (err) {
-    throw new MailmeshError('ERR_SIDECAR_CONFIG', `${file}: ${(err as Error).message}`);
+    throw new MailmeshError('ERR_SIDECAR_CONFIG', `${file}: not valid YAML: ${(err as Error).message}`);
   }
   if (!validate(raw)) {
     const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
