@@ -1,16 +1,41 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-/** Ask the kernel for `n` free loopback ports (bound and released at once; good enough on a
- * machine of our own, where nothing else grabs ports in between). */
+/** The kernel's range for ephemeral (outgoing) ports, e.g. `[32768, 60999]`. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: fall through
+  }
+  return [32768, 60999];
+}
+
+function tryBind(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Pick `n` free loopback ports for listeners that must keep their port across restarts (the
+ * mesh addresses are written into the policy; a restarted sidecar binds the same ones).
+ * They are chosen BELOW the kernel's ephemeral range: a port inside it may be taken by any
+ * outgoing connection on the machine while its listener is down, and the restart would fail
+ * with EADDRINUSE. Each port is checked by binding it once.
+ */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const [ephemeralLow] = ephemeralRange();
+  const low = 10_000;
+  const high = Math.max(low + 1000, ephemeralLow) - 1;
+  const picked = new Set<number>();
+  for (let attempts = 0; picked.size < n && attempts < n * 50; attempts++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (!picked.has(port) && (await tryBind(port, host))) picked.add(port);
+  }
+  if (picked.size < n) throw new Error(`could not find ${n} free ports on ${host} between ${low} and ${high}`);
+  return [...picked];
 }

@@ -9,6 +9,7 @@ import { MailClient } from '../../sidecar/lmtp/client.ts';
 import { runMailmesh, spawnMailmesh, type EventProcess } from '../../cli/demo/spawn.ts';
 import type { LocalMesh, ShardInfo } from '../../cli/demo/local-mesh.ts';
 import { startFaultProxy, type FaultProxy } from './proxy.ts';
+import { freePorts } from '../../cli/demo/ports.ts';
 
 /** What a sender heard for one transaction: the final reply, or a broken connection. */
 export interface Outcome {
@@ -217,7 +218,9 @@ export async function editPolicy(mesh: LocalMesh, cp: EventProcess, edit: (yaml:
  * shard's mesh address, so every other shard's dialer goes through it (TLS passes through). */
 export async function interposeProxy(mesh: LocalMesh, shardId: string, cp: EventProcess = mesh.controlPlane): Promise<FaultProxy> {
   const s = shard(mesh, shardId);
-  const proxy = await startFaultProxy(s.mesh);
+  // A fixed port below the ephemeral range: the 'refuse' cut closes the listener and heals by
+  // listening on the same port again.
+  const proxy = await startFaultProxy(s.mesh, (await freePorts(1))[0]);
   try {
     await editPolicy(mesh, cp, (yaml) => yaml.replace(`mesh: ${s.mesh}`, `mesh: ${proxy.address}`));
   } catch (err) {

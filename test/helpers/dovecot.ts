@@ -5,6 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDovecot as startBackend, type DovecotInstance as BackendInstance, type DovecotUser } from '../../cli/demo/backends/dovecot.ts';
+import { freePorts } from '../../cli/demo/ports.ts';
 
 export type { DovecotUser };
 
@@ -27,14 +28,10 @@ export interface DovecotInstance extends BackendInstance {
 
 /** Reserve a loopback port by binding port 0 and releasing it. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+  // Below the ephemeral range, so a port a test stops and restarts a server on cannot be taken
+  // by some outgoing connection in between (cli/demo/ports.ts).
+  const [port] = await freePorts(1, host);
+  return port;
 }
 
 /**

@@ -8,6 +8,7 @@ import { Resolver } from 'node:dns/promises';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from '../../cli/demo/ports.ts';
 
 /** A running (or stopped) knotd. */
 export interface Knot {
@@ -37,13 +38,20 @@ export interface KnotOptions {
   port?: number;
 }
 
-/** A port that is free for UDP right now (knot listens on UDP and TCP of the same number). */
+/** A port free for TCP and UDP right now (knot listens on both), below the ephemeral range so a
+ * knot restarted on it cannot find it taken by an outgoing connection (cli/demo/ports.ts). */
 async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => s.bind(0, '127.0.0.1', resolve).once('error', reject));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+  for (let i = 0; i < 50; i++) {
+    const [port] = await freePorts(1);
+    const s = createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false));
+      s.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (ok) return port;
+  }
+  throw new Error('no free port for knot (TCP and UDP)');
 }
 
 /** Split a TXT value into quoted ≤255-byte character-strings (RFC 1035 §3.3.14). */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findBinary } from './real.ts';
+import { freePorts } from '../../cli/demo/ports.ts';
 
 const run = promisify(execFile);
 
@@ -51,14 +52,10 @@ export interface PostfixInstance {
 
 /** Reserve a loopback port by binding port 0 and releasing it. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+  // Below the ephemeral range, so a port a test stops and restarts a server on cannot be taken
+  // by some outgoing connection in between (cli/demo/ports.ts).
+  const [port] = await freePorts(1, host);
+  return port;
 }
 
 /** Every service Postfix needs for relaying to LMTP, chroot `n` (REAL-SERVERS.md). */

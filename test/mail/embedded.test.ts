@@ -14,6 +14,7 @@ import { embeddedHandoff } from '../../sidecar/mail/handoff.ts';
 import { LmtpSender } from '../../sidecar/mail/lmtp-sender.ts';
 import { TcpPool } from '../../sidecar/mail/lease.ts';
 import { MailClient } from '../../sidecar/lmtp/client.ts';
+import { freePorts } from '../../cli/demo/ports.ts';
 
 const log = pino({ level: 'silent' });
 const owners: Record<string, string> = { alice: 'tokyo-1', bob: 'osaka-1', carol: 'frankfurt-1' };
@@ -37,8 +38,10 @@ test('one message to three shards lands once in each owner, and a retry after a 
   const root = await mkdtemp(join(tmpdir(), 'mm-embedded-'));
   const stores: Record<string, MaildirLmtp> = {};
   const ports: Record<string, number> = {};
-  for (const shard of ['tokyo-1', 'osaka-1', 'frankfurt-1']) {
-    stores[shard] = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root: join(root, shard) });
+  // Fixed ports below the ephemeral range: osaka's store is restarted on the same one.
+  const free = await freePorts(3);
+  for (const [i, shard] of ['tokyo-1', 'osaka-1', 'frankfurt-1'].entries()) {
+    stores[shard] = await startMaildirLmtp({ host: '127.0.0.1', port: free[i], root: join(root, shard) });
     ports[shard] = stores[shard].port;
   }
   // Each shard's store is reached through its own pool, as the mesh dialer would.
