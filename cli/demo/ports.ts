@@ -12,6 +12,9 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
+/** Every port this process handed out. */
+const handedOut = new Set<number>();
+
 function tryBind(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -34,7 +37,13 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   const picked = new Set<number>();
   for (let attempts = 0; picked.size < n && attempts < n * 50; attempts++) {
     const port = low + Math.floor(Math.random() * (high - low));
-    if (!picked.has(port) && (await tryBind(port, host))) picked.add(port);
+    if (handedOut.has(port) || picked.has(port)) continue;
+    if (await tryBind(port, host)) {
+      picked.add(port);
+      // Never hand the same port out twice in this process: a port picked for a listener that
+      // has not bound yet would otherwise look free to the next caller.
+      handedOut.add(port);
+    }
   }
   if (picked.size < n) throw new Error(`could not find ${n} free ports on ${host} between ${low} and ${high}`);
   return [...picked];
