@@ -127,6 +127,8 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       backends: { 'mailmesh-lmtp': localLmtp!, ...(cfg.backends.imap ? { 'mailmesh-imap': cfg.backends.imap } : {}), ...(cfg.backends.pop3 ? { 'mailmesh-pop3': cfg.backends.pop3 } : {}) },
     });
     closers.push(() => ingress.close());
+    // Every new snapshot (revocations, roots, authorization) also applies to sessions already open.
+    view.onChange(() => ingress.recheck());
     const dialer = new MeshDialer({
       identity: () => (rotator.state() === 'valid' ? rotator.current() : undefined),
       bundle: () => view.bundle, trustDomain: () => trustDomain, resolveShard: view.meshAddress, revoked: view.revocations, clock, log, groups: cfg.tlsGroups,

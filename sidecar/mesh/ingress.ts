@@ -75,6 +75,9 @@ export interface Ingress {
   updateIdentity(): void;
   /** Sessions being spliced right now. */
   activeSessions(): number;
+  /** Re-check every spliced session's peer against the current trust (bundle, revocations,
+   * authorization, expiry) and close those that fail; returns how many were closed. */
+  recheck(): number;
   /** Stop listening and destroy every session. */
   close(): Promise<void>;
 }
@@ -109,7 +112,8 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
   const ticketKeys = randomBytes(48);
   const stats: IngressStats = { accepted: 0, rejected: {}, groups: {}, backendErrors: 0, resumed: 0 };
   const intermediates = new IntermediateCache();
-  const sessions = new Set<net.Socket>();
+  /** Spliced sessions and the chain each peer presented (re-checked when trust changes). */
+  const sessions = new Map<net.Socket, X509Certificate[]>();
   // Every TCP connection, handshaking or not, so that close() never waits on a stalled peer.
   const connections = new Set<net.Socket>();
   const backends = new Map<string, { host: string; port: number }>();
@@ -194,7 +198,7 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     if (socket.isSessionReused()) stats.resumed++;
 
     const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
-    sessions.add(socket);
+    sessions.set(socket, chain);
     upstream.once('error', (err) => {
       stats.backendErrors++;
       cfg.log?.error({ alpn, err: err.message }, 'mesh backend unreachable');
@@ -221,10 +225,28 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     stats,
     updateIdentity,
     activeSessions: () => sessions.size,
+    recheck() {
+      // A new snapshot may revoke a peer, retire its root or withdraw its authorization: sessions
+      // already spliced are held to the same rule as new ones (the sender's side sees a broken
+      // connection and answers 4xx; nothing half-delivered is acknowledged).
+      const now = cfg.clock.now();
+      const bundle = cfg.bundle();
+      let closed = 0;
+      for (const [socket, chain] of sessions) {
+        const decision = checkPeer({ chain, bundle, trustDomain: cfg.trustDomain(), usage: 'client', now, revoked: cfg.revoked(), authorize: cfg.authorize, unauthorizedReason: INGRESS_REASONS.unauthorized });
+        if (decision.ok) continue;
+        stats.rejected[decision.reason] = (stats.rejected[decision.reason] ?? 0) + 1;
+        cfg.log?.warn({ reason: decision.reason, why: decision.message }, 'mesh session closed: its peer is no longer trusted');
+        sessions.delete(socket);
+        socket.destroy();
+        closed++;
+      }
+      return closed;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const s of sessions) s.destroy();
+        for (const s of sessions.keys()) s.destroy();
         for (const s of connections) s.destroy();
         sessions.clear();
       }),

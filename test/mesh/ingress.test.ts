@@ -7,7 +7,8 @@ import { TrustBundle } from '../../ca/bundle.ts';
 import { systemClock } from '../../common/clock.ts';
 import { startIngress, type Ingress } from '../../sidecar/mesh/ingress.ts';
 import { requireBinary } from '../helpers/real.ts';
-import { startBackend, type TestBackend } from './backend.ts';
+import { readUntil, startBackend, type TestBackend } from './backend.ts';
+import tls from 'node:tls';
 import { nodeClient, opensslClient } from './clients.ts';
 import { badLeaf, issueIdentity, makeCa } from './pki.ts';
 
@@ -143,6 +144,41 @@ test('ingress refuses new connections once its own certificate is expired (fail 
     assert.equal(ingress.stats.rejected['ERR_MESH_IDENTITY_EXPIRED'], 1);
     assert.equal(backend.connections, 0);
   } finally {
+    await ingress.close();
+    await backend.close();
+  }
+});
+
+test('recheck() closes spliced sessions whose peer a new snapshot revoked; others keep running', async () => {
+  const backend = await startBackend();
+  const revokedSerials = new Set<string>();
+  const ingress = await startIngress({
+    host: '127.0.0.1', port: 0, identity: () => server, trustDomain: () => 'mail.test', bundle: () => ca.bundle,
+    authorize: () => true, revoked: () => ({ serials: revokedSerials, ids: new Set() }),
+    backends: { 'mailmesh-lmtp': backend.address }, clock: systemClock,
+  });
+  const other = issueIdentity(ca, 's2', 'e');
+  const open = async (id: { keyPem: string; chainPem: string }) => {
+    const socket = tls.connect({ port: ingress.port, host: '127.0.0.1', key: id.keyPem, cert: id.chainPem, ca: ca.bundlePem, ALPNProtocols: ['mailmesh-lmtp'], checkServerIdentity: () => undefined });
+    await readUntil(socket, /220 backend ready/);
+    return socket;
+  };
+  const a = await open(good);
+  const b = await open(other);
+  try {
+    assert.equal(ingress.activeSessions(), 2);
+    assert.equal(ingress.recheck(), 0, 'nothing changed: nothing closed');
+    revokedSerials.add(good.serial);
+    const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+    assert.equal(ingress.recheck(), 1);
+    await closed;
+    assert.equal(ingress.activeSessions(), 1);
+    assert.equal(ingress.stats.rejected['ERR_REVOKED_SERIAL'], 1);
+    b.write('STILL HERE\r\n');
+    assert.match(await readUntil(b, /250 STILL HERE/), /250 STILL HERE/);
+  } finally {
+    a.destroy();
+    b.destroy();
     await ingress.close();
     await backend.close();
   }
