@@ -63,6 +63,8 @@ export interface IngressStats {
   groups: Record<string, number>;
   /** Accepted sessions whose backend could not be reached. */
   backendErrors: number;
+  /** Open sessions cut by {@link Ingress.recheck}, by reason (revoked, not authorized). */
+  closed: Record<string, number>;
   /** Accepted sessions that resumed a TLS session. */
   resumed: number;
 }
@@ -81,6 +83,9 @@ export interface Ingress {
   /** Stop listening and destroy every session. */
   close(): Promise<void>;
 }
+
+/** Why an open session is cut when trust changes: revocation or withdrawn authorization. */
+const CUT_ON_RECHECK = new Set(['ERR_REVOKED_SERIAL', 'ERR_REVOKED_IDENTITY', 'ERR_MESH_NOT_AUTHORIZED']);
 
 /** Refusal reasons of the ingress itself (the others are `ca/` verification codes). */
 export const INGRESS_REASONS = {
@@ -110,10 +115,12 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
   // One ticket key for the life of the listener: rotating the certificate must not invalidate
   // the session tickets peers hold, or every rotation would cost a full handshake per peer.
   const ticketKeys = randomBytes(48);
-  const stats: IngressStats = { accepted: 0, rejected: {}, groups: {}, backendErrors: 0, resumed: 0 };
+  const stats: IngressStats = { accepted: 0, rejected: {}, closed: {}, groups: {}, backendErrors: 0, resumed: 0 };
   const intermediates = new IntermediateCache();
   /** Spliced sessions and the chain each peer presented (re-checked when trust changes). */
   const sessions = new Map<net.Socket, X509Certificate[]>();
+  /** The bundle each session was accepted under (a later root retirement does not cut it). */
+  const sessionBundles = new Map<net.Socket, TrustBundle>();
   // Every TCP connection, handshaking or not, so that close() never waits on a stalled peer.
   const connections = new Set<net.Socket>();
   const backends = new Map<string, { host: string; port: number }>();
@@ -199,12 +206,16 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
 
     const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
     sessions.set(socket, chain);
+    sessionBundles.set(socket, bundle);
     upstream.once('error', (err) => {
       stats.backendErrors++;
       cfg.log?.error({ alpn, err: err.message }, 'mesh backend unreachable');
     });
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
-    splice(socket, upstream, () => sessions.delete(socket));
+    splice(socket, upstream, () => {
+      sessions.delete(socket);
+      sessionBundles.delete(socket);
+    });
     cfg.onAccept?.({ spiffeId: decision.peer.spiffeId, serial: decision.peer.serial, alpn: alpn as MeshAlpn, group, resumed: socket.isSessionReused() });
     cfg.log?.debug({ peer: decision.peer.spiffeId, serial: decision.peer.serial, alpn, group }, 'mesh session accepted');
   });
@@ -226,18 +237,20 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     updateIdentity,
     activeSessions: () => sessions.size,
     recheck() {
-      // A new snapshot may revoke a peer, retire its root or withdraw its authorization: sessions
-      // already spliced are held to the same rule as new ones (the sender's side sees a broken
-      // connection and answers 4xx; nothing half-delivered is acknowledged).
+      // A new snapshot may revoke a peer (its serial, identity or issuing CA) or withdraw its
+      // authorization: sessions already spliced are cut like new ones would be refused (the
+      // sender's side sees a broken connection and answers 4xx; nothing half-delivered is
+      // acknowledged). A planned root retirement is not a reason: those sessions belong to
+      // nodes that already renewed under the new root and drain by themselves (idle timeout).
       const now = cfg.clock.now();
-      const bundle = cfg.bundle();
       let closed = 0;
       for (const [socket, chain] of sessions) {
-        const decision = checkPeer({ chain, bundle, trustDomain: cfg.trustDomain(), usage: 'client', now, revoked: cfg.revoked(), authorize: cfg.authorize, unauthorizedReason: INGRESS_REASONS.unauthorized });
-        if (decision.ok) continue;
-        stats.rejected[decision.reason] = (stats.rejected[decision.reason] ?? 0) + 1;
+        const decision = checkPeer({ chain, bundle: sessionBundles.get(socket) ?? cfg.bundle(), trustDomain: cfg.trustDomain(), usage: 'client', now, revoked: cfg.revoked(), authorize: cfg.authorize, unauthorizedReason: INGRESS_REASONS.unauthorized });
+        if (decision.ok || !CUT_ON_RECHECK.has(decision.reason)) continue;
+        stats.closed[decision.reason] = (stats.closed[decision.reason] ?? 0) + 1;
         cfg.log?.warn({ reason: decision.reason, why: decision.message }, 'mesh session closed: its peer is no longer trusted');
         sessions.delete(socket);
+        sessionBundles.delete(socket);
         socket.destroy();
         closed++;
       }
