@@ -94,17 +94,25 @@ ${examples([
         print(o.json, { event: 'renewed', spiffeId: r.held.spiffeId, serial: r.held.serial, notAfter: new Date(r.held.notAfter).toISOString(), nextCheckInMs: 0, reload: r.reload });
         return;
       }
+      // Handlers first: a SIGTERM that arrives while the first issuance is printing its event
+      // must stop the daemon cleanly (exit 0), not kill it with the default action.
+      let stopRequested = false;
+      const stopped = new Promise<void>((resolve) => {
+        const stop = () => {
+          stopRequested = true;
+          resolve();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
       const rotator = new CertRotator(cfg);
       // A first issuance refused for good (bad token) ends the daemon: retrying a single-use token is pointless.
       if (!current) {
         const first = await rotator.tick();
         if (first.outcome === 'failed' && first.error && !first.error.temporary) throw failure(first.error);
       }
-      rotator.start();
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', () => resolve());
-        process.once('SIGINT', () => resolve());
-      });
+      if (!stopRequested) rotator.start();
+      await stopped;
       rotator.stop();
     });
 }
