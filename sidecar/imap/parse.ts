@@ -16,9 +16,10 @@ export interface ImapParseLimits {
 
 /** At most this many literals in one pre-login command (LOGIN needs two). */
 const MAX_LITERALS = 4;
-/** RFC 9051 §9: tag = 1*<any ASTRING-CHAR except "+">; list-wildcards, quoted-specials and CTLs excluded. */
-// eslint-disable-next-line no-control-regex -- the grammar excludes CTLs by code point
-const TAG_RE = /^[^\s(){%*"\\+\x00-\x1f\x7f]+$/;
+/** RFC 9051 §9: tag = 1*<any ASTRING-CHAR except "+">: printable 7-bit ASCII (CHAR is %x01-7F)
+ * without SP, CTLs, list-wildcards, quoted-specials, "(", ")" and "{". Non-ASCII bytes are not
+ * tag characters (and must not be echoed back as one). */
+const TAG_RE = /^[!#$&'\-./0-9:;<=>?@A-Z[\]^_`a-z|}~,]+$/;
 /** RFC 9051 §9 literal / RFC 7888 literal+: `{n}` or `{n+}` ending the line. */
 const LITERAL_RE = /^\{(\d{1,10})(\+?)\}$/;
 
