@@ -13,12 +13,34 @@ let seq = 0;
 /** The host part of a Maildir name: `/` and `:` are not allowed there (Maildir spec). */
 const HOST = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
 
+/** Header fields the front door prepends per attempt (RFC 8601 Authentication-Results and our
+ * quarantine mark): they may differ between a sender's retries (a DNS answer changed), so the
+ * idempotency key ignores them when they lead the message. */
+const PREPENDED = /^(?:authentication-results|x-mailmesh-quarantine):/i;
+
+/** Offset of the first byte after the leading prepended header fields (folded lines included). */
+function afterPrepended(message: Uint8Array): number {
+  let pos = 0;
+  const buf = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  while (pos < buf.length) {
+    const head = buf.toString('latin1', pos, Math.min(buf.length, pos + 40));
+    if (!PREPENDED.test(head)) return pos;
+    // Skip this field: up to a CRLF not followed by a folding space or tab (RFC 5322 §2.2.3).
+    let end = buf.indexOf('\n', pos);
+    while (end >= 0 && end + 1 < buf.length && (buf[end + 1] === 0x20 || buf[end + 1] === 0x09)) end = buf.indexOf('\n', end + 1);
+    if (end < 0) return pos;
+    pos = end + 1;
+  }
+  return pos;
+}
+
 /**
  * The idempotency key of one (message, recipient) pair: SHA-256 over the message bytes as
- * received and the lower-cased recipient. A sender's retry of the same message gives the same key.
+ * received — minus the leading header fields our front door adds per attempt — and the
+ * lower-cased recipient. A sender's retry of the same message gives the same key.
  */
 export function deliveryKey(message: Uint8Array, recipient: string): string {
-  return createHash('sha256').update(message).update('\0').update(recipient.toLowerCase()).digest('hex');
+  return createHash('sha256').update(message.subarray(afterPrepended(message))).update('\0').update(recipient.toLowerCase()).digest('hex');
 }
 
 /** Per-key chains so two concurrent deliveries of the same copy cannot both write. */

@@ -38,3 +38,16 @@ test('a pending record whose file never reached the Maildir is delivered again (
   assert.equal(files.length, 1);
   assert.deepEqual(await readFile(join(dir, files[0])), message);
 });
+
+test('the idempotency key ignores the Authentication-Results our front door prepends per attempt', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'mm-key-'));
+  const first = Buffer.concat([Buffer.from('Authentication-Results: mx.mail.test; spf=pass\r\n smtp.mailfrom=a@b.test; dmarc=pass\r\n'), message]);
+  const retry = Buffer.concat([Buffer.from('Authentication-Results: mx.mail.test; spf=temperror\r\nX-Mailmesh-Quarantine: dmarc=fail\r\n'), message]);
+  assert.equal(deliveryKey(first, rcpt), deliveryKey(retry, rcpt));
+  assert.notEqual(deliveryKey(message, rcpt), deliveryKey(Buffer.concat([message, Buffer.from('x')]), rcpt));
+  // A field that is not one of ours, or ours further down, still counts.
+  assert.notEqual(deliveryKey(Buffer.concat([Buffer.from('Received: x\r\n'), message]), rcpt), deliveryKey(message, rcpt));
+  assert.equal(await deliverOnce(root, rcpt, first), 'delivered');
+  assert.equal(await deliverOnce(root, rcpt, retry), 'duplicate');
+  assert.equal((await readdir(join(maildirPath(root, rcpt), 'new'))).length, 1);
+});
