@@ -1,8 +1,12 @@
 // Mesh overhead: a request/response protocol (10 KB request, 8-byte reply) through
 // dialer → ingress → sink over pooled mTLS connections, against the same client talking to the
 // same sink over plain loopback TCP. Figures only; never a pass/fail.
-// Placement as in production: the client (and its dialer) in this thread, the ingress and the
-// sink in a worker thread standing in for the remote shard's sidecar, for both paths.
+// Placement as in production: the client (and its dialer) in this thread, the ingresses and the
+// sink in a worker thread standing in for the remote shard's sidecar, for every path.
+// Two mesh paths, as the sidecar runs them: `mesh.throughput` with the ingress handing sessions
+// to the sink in-process (how embedded mode serves its Maildir store), and
+// `mesh.throughput.unixBackend` with the ingress splicing them to the sink's Unix socket (how a
+// sidecar reaches Dovecot's LMTP socket): the second adds a local hop the mesh cannot remove.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { EventLoopUtilization } from 'node:perf_hooks';
@@ -92,17 +96,16 @@ async function drive(loops: number, ms: number, send: () => Promise<void>, into:
   into.serverBusyMs += elu1.active - elu0.active;
 }
 
-/** Alternate direct and mesh windows so that load from other processes on a shared machine
- * falls on both paths alike; figures are totals over all windows. */
-async function compare(rounds: number, loops: number, ms: number, direct: () => Promise<void>, mesh: () => Promise<void>, serverElu: () => EventLoopUtilization) {
-  const tally = (): Tally => ({ n: 0, ms: 0, latencies: [], serverBusyMs: 0, cpuUs: 0 });
-  const d = tally();
-  const m = tally();
+/** Alternate the paths' windows so that load from other processes on a shared machine falls on
+ * every path alike; figures are totals over all windows. */
+async function compare<K extends string>(rounds: number, loops: number, ms: number, paths: Record<K, () => Promise<void>>, serverElu: () => EventLoopUtilization): Promise<Record<K, Tally>> {
+  const names = Object.keys(paths) as K[];
+  const out = {} as Record<K, Tally>;
+  for (const k of names) out[k] = { n: 0, ms: 0, latencies: [], serverBusyMs: 0, cpuUs: 0 };
   for (let i = 0; i < rounds; i++) {
-    await drive(loops, ms / rounds, direct, d, serverElu);
-    await drive(loops, ms / rounds, mesh, m, serverElu);
+    for (const k of i % 2 === 0 ? names : [...names].reverse()) await drive(loops, ms / rounds, paths[k], out[k], serverElu);
   }
-  return { direct: d, mesh: m };
+  return out;
 }
 
 const perSecond = (t: Tally) => t.n / (t.ms / 1000);
@@ -120,16 +123,19 @@ export const run: BenchFn = async ({ quick }) => {
     requestBytes: REQUEST.length,
     reply: REPLY.toString(),
   });
-  const dialer = new MeshDialer({
-    identity: () => client,
-    bundle: () => ca.bundle,
-    trustDomain: () => 'mail.test',
-    resolveShard: () => `127.0.0.1:${servers.ingressPort}`,
-    clock: systemClock,
-  });
+  const dialerTo = (port: number) =>
+    new MeshDialer({
+      identity: () => client,
+      bundle: () => ca.bundle,
+      trustDomain: () => 'mail.test',
+      resolveShard: () => `127.0.0.1:${port}`,
+      clock: systemClock,
+    });
+  const dialer = dialerTo(servers.ingressPort);
+  const unixDialer = dialerTo(servers.unixIngressPort);
   // Direct: a small pool of plain TCP connections, taken and returned per message like the mesh's.
   const directIdle: net.Socket[] = [];
-  const directSend = async () => {
+  const direct = async () => {
     let s = directIdle.pop();
     if (!s) {
       s = net.connect(servers.sinkPort, '127.0.0.1');
@@ -138,38 +144,44 @@ export const run: BenchFn = async ({ quick }) => {
     await roundTrip(s);
     directIdle.push(s);
   };
-  const meshSend = async () => {
-    const lease = await dialer.acquire('s1', 'mailmesh-lmtp');
+  const through = (d: MeshDialer) => async () => {
+    const lease = await d.acquire('s1', 'mailmesh-lmtp');
     await roundTrip(lease.socket);
     lease.release(true);
   };
+  const paths = { direct, mesh: through(dialer), unix: through(unixDialer) };
   try {
-    // Warm up both paths (JIT, pool, first handshake).
-    await compare(1, 4, 600, directSend, meshSend, servers.elu);
-    const before = dialer.stats();
+    // Warm up every path (JIT, pool, first handshake).
+    await compare(1, 4, 900, paths, servers.elu);
+    const handshakes0 = dialer.stats().handshakes + unixDialer.stats().handshakes;
     const rounds = quick ? 2 : 4;
-    const tput = await compare(rounds, 8, ms, directSend, meshSend, servers.elu);
-    const lat = await compare(rounds, 1, ms / 2, directSend, meshSend, servers.elu);
-    const after = dialer.stats();
-    const messages = tput.mesh.n + lat.mesh.n;
-    const handshakes = after.handshakes - before.handshakes;
-    const p50 = percentile(lat.mesh.latencies, 50) - percentile(lat.direct.latencies, 50);
-    const p99 = percentile(lat.mesh.latencies, 99) - percentile(lat.direct.latencies, 99);
+    const tput = await compare(rounds, 8, ms * 1.5, paths, servers.elu);
+    const lat = await compare(rounds, 1, ms * 0.75, paths, servers.elu);
+    const messages = tput.mesh.n + lat.mesh.n + tput.unix.n + lat.unix.n;
+    const handshakes = dialer.stats().handshakes + unixDialer.stats().handshakes - handshakes0;
+    const added = (k: 'mesh' | 'unix', p: number) => percentile(lat[k].latencies, p) - percentile(lat.direct.latencies, p);
     const busy = (t: Tally) => (100 * t.serverBusyMs) / t.ms;
+    const direct_ = 'same client → sink over plain TCP';
     return [
-      result('mesh.throughput', perSecond(tput.mesh), 'msg/s', perSecond(tput.direct), 'same client → sink over plain TCP', '>= 50% of direct'),
-      result('mesh.latency.p50.added', p50, 'ms', null, undefined, '<= 1 ms'),
-      result('mesh.latency.p99.added', p99, 'ms', null, undefined, '<= 3 ms'),
+      result('mesh.throughput', perSecond(tput.mesh), 'msg/s', perSecond(tput.direct), direct_, '>= 50% of direct'),
+      result('mesh.latency.p50.added', added('mesh', 50), 'ms', null, undefined, '<= 1 ms'),
+      result('mesh.latency.p99.added', added('mesh', 99), 'ms', null, undefined, '<= 3 ms'),
       result('mesh.handshakesPer1000', (handshakes / Math.max(1, messages)) * 1000, 'handshakes', null, undefined, '<= 10 per 1,000 messages'),
+      // The same behind a Unix-socket backend (a sidecar in front of Dovecot): one more local hop.
+      result('mesh.throughput.unixBackend', perSecond(tput.unix), 'msg/s', perSecond(tput.direct), direct_),
+      result('mesh.latency.p50.added.unixBackend', added('unix', 50), 'ms', null),
+      result('mesh.latency.p99.added.unixBackend', added('unix', 99), 'ms', null),
       // Where the time goes: the server thread (ingress + sink) busy share during the throughput
       // windows, against the sink alone on the direct path.
       result('mesh.serverThreadBusy', busy(tput.mesh), '%', busy(tput.direct), 'sink thread busy, direct path'),
       // CPU per message over both threads and the kernel: what the path costs, whatever else
       // runs on the machine. On a CPU-bound host, throughput ratio ≈ the inverse of this ratio.
       result('mesh.cpuPerMessage', tput.mesh.cpuUs / tput.mesh.n, 'µs', tput.direct.cpuUs / tput.direct.n, 'direct path, same client and sink'),
+      result('mesh.cpuPerMessage.unixBackend', tput.unix.cpuUs / tput.unix.n, 'µs', tput.direct.cpuUs / tput.direct.n, 'direct path, same client and sink'),
     ];
   } finally {
     dialer.close();
+    unixDialer.close();
     for (const s of directIdle) s.destroy();
     await servers.stop();
   }

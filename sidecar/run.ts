@@ -10,7 +10,7 @@ import { type SidecarConfig, splitAddress } from './config.ts';
 import { IdentityRotator } from './identity/rotator.ts';
 import { loadIdentity } from './identity/store.ts';
 import { loadCachedSnapshot, saveSnapshot } from './identity/snapshot-cache.ts';
-import { startIngress, type IngressStats } from './mesh/ingress.ts';
+import { startIngress, type IngressStats, type LocalBackend } from './mesh/ingress.ts';
 import { MeshDialer } from './mesh/dialer.ts';
 import { startMaildirLmtp } from './maildir/server.ts';
 import { Deliverer } from './mail/deliver.ts';
@@ -110,10 +110,13 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
     const internalMax = cfg.limits.maxMessageBytes + INTERNAL_HEADROOM_BYTES;
     // Mesh: ingress for other shards' deliveries and proxied sessions, dialer for ours.
     let localLmtp = cfg.backends.lmtp;
+    let meshLmtp: string | LocalBackend | undefined = localLmtp;
     if (cfg.mode === 'embedded') {
       const store = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root: cfg.backends.maildir!, maxSize: internalMax });
       closers.push(() => store.close());
       localLmtp = `127.0.0.1:${store.port}`;
+      // Deliveries from other shards go straight into the store: no loopback hop behind the mesh.
+      meshLmtp = (session) => store.accept(session);
     }
     const mesh = splitAddress(cfg.listen.mesh);
     const ingress = await startIngress({
@@ -124,7 +127,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       authorize: (peer) => view.authorized(peer, cfg.shard),
       revoked: view.revocations,
       intermediates: () => view.issuers,
-      backends: { 'mailmesh-lmtp': localLmtp!, ...(cfg.backends.imap ? { 'mailmesh-imap': cfg.backends.imap } : {}), ...(cfg.backends.pop3 ? { 'mailmesh-pop3': cfg.backends.pop3 } : {}) },
+      backends: { 'mailmesh-lmtp': meshLmtp!, ...(cfg.backends.imap ? { 'mailmesh-imap': cfg.backends.imap } : {}), ...(cfg.backends.pop3 ? { 'mailmesh-pop3': cfg.backends.pop3 } : {}) },
     });
     closers.push(() => ingress.close());
     // Every new snapshot (revocations, roots, authorization) also applies to sessions already open.

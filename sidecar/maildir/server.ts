@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import { MaildirError } from './errors.ts';
 import { maildirPath } from './paths.ts';
@@ -25,6 +26,9 @@ export interface MaildirLmtpConfig {
 export interface MaildirLmtp {
   /** The port it listens on. */
   port: number;
+  /** Serve an LMTP session that arrived another way (the mesh ingress hands over its decrypted
+   * TLS sessions: no loopback connection per session). */
+  accept(session: Duplex & { remoteAddress?: string }): void;
   /** The Maildir directory of an address (`…/Maildir`, holding `new/`, `cur/`, `tmp/`). */
   pathOf(address: string): string;
   /** Stop listening and drop open connections. */
@@ -50,7 +54,7 @@ export async function startMaildirLmtp(config: MaildirLmtpConfig): Promise<Maild
   const { root } = config;
   const accept = config.accept ?? (() => true);
   const maxSize = config.maxSize ?? 50 * 1024 * 1024;
-  const sockets = new Set<Socket>();
+  const sockets = new Set<Duplex>();
 
   const server = new SMTPServer({
     lmtp: true,
@@ -108,8 +112,16 @@ export async function startMaildirLmtp(config: MaildirLmtpConfig): Promise<Maild
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
 
+  // smtp-server's own entry point for a connected socket (what its listener calls after accept);
+  // not in its type definitions.
+  const serve = server as unknown as { connect(socket: Duplex, options: { id: string }): void };
   return {
     port,
+    accept(session) {
+      sockets.add(session);
+      session.once('close', () => sockets.delete(session));
+      serve.connect(session, { id: randomBytes(8).toString('hex') });
+    },
     pathOf: (addr: string) => maildirPath(root, addr),
     close: () =>
       new Promise<void>((resolve) => {

@@ -14,3 +14,22 @@ export function parseHostPort(address: string): { host: string; port: number } {
   }
   return { host: m[1], port };
 }
+
+/** Where a local backend listens: TCP `host:port`, or a Unix-domain socket `unix:/path`. */
+export type Endpoint = { host: string; port: number } | { path: string };
+
+/**
+ * Parse a backend address: `host:port` as {@link parseHostPort}, or `unix:/absolute/path` for a
+ * Unix-domain socket (how Dovecot's LMTP listens by default; cheaper than loopback TCP).
+ *
+ * @throws MeshError `ERR_MESH_BAD_ADDRESS`
+ * @example parseEndpoint('unix:/run/dovecot/lmtp') // { path: '/run/dovecot/lmtp' }
+ */
+export function parseEndpoint(address: string): Endpoint {
+  if (!address.startsWith('unix:')) return parseHostPort(address);
+  const path = address.slice('unix:'.length);
+  if (!path.startsWith('/')) {
+    throw new MeshError('ERR_MESH_BAD_ADDRESS', `invalid address "${address}": a Unix socket needs an absolute path, e.g. unix:/run/dovecot/lmtp`);
+  }
+  return { path };
+}

@@ -6,7 +6,7 @@ import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Identity } from '../identity/identity.ts';
 import { isMeshAlpn, type MeshAlpn } from './alpn.ts';
-import { parseHostPort } from './address.ts';
+import { parseEndpoint, type Endpoint } from './address.ts';
 import { checkPeer, type Revocations } from './check-peer.ts';
 import { DEFAULT_GROUPS, groupFromSessionDer } from './groups.ts';
 import { IntermediateCache, peerChainOf } from './peer-chain.ts';
@@ -25,8 +25,9 @@ export interface IngressConfig {
   /** Policy: may this peer reach this shard? */
   authorize: (peerSpiffeId: string) => boolean;
   revoked: () => Revocations;
-  /** ALPN protocol → local backend `host:port`. */
-  backends: Partial<Record<MeshAlpn, string>>;
+  /** ALPN protocol → local backend: `host:port` or `unix:/path` to dial per session, or a
+   * {@link LocalBackend} in this process that takes the decrypted session itself. */
+  backends: Partial<Record<MeshAlpn, string | LocalBackend>>;
   clock: Clock;
   log?: Logger;
   /** Key-exchange groups, OpenSSL syntax (default {@link DEFAULT_GROUPS}). */
@@ -41,9 +42,16 @@ export interface IngressConfig {
   onAccept?: (info: AcceptedSession) => void;
   /** Abort handshakes that take longer (default 10 s). */
   handshakeTimeoutMs?: number;
-  /** Close spliced sessions idle for this long (default 10 min). */
+  /** Close spliced sessions idle for this long (default 10 min); a {@link LocalBackend} keeps its own. */
   idleTimeoutMs?: number;
 }
+
+/**
+ * A backend in the sidecar's own process (the embedded Maildir store): it is handed the accepted
+ * TLS session and serves it directly, so a delivery costs no second connection, no copy through a
+ * loopback socket and no splice. It owns the socket from then on (errors, end, close).
+ */
+export type LocalBackend = (session: TLSSocket) => void;
 
 /** What the ingress knows about an accepted session. */
 export interface AcceptedSession {
@@ -100,13 +108,13 @@ export const INGRESS_REASONS = {
  * Start the mesh ingress: a TLS 1.3 listener that requires a client certificate, verifies it with
  * `ca/verify.ts` itself (node's verifier is off so that each refusal has a reason code), checks
  * the identity against policy and revocations, then splices the session to the local backend
- * chosen by ALPN. Refused peers are logged and counted per reason; their socket is closed before
+ * chosen by ALPN (or hands it to an in-process {@link LocalBackend}). Refused peers are logged and counted per reason; their socket is closed before
  * a single byte reaches a backend.
  *
  * @example
  * const ingress = await startIngress({ host: '0.0.0.0', port: 8443, identity: () => rotator.current(),
  *   trustDomain: () => td, bundle: () => snapshot.bundle, authorize: (id) => authorize(policy, id, shard),
- *   revoked: () => snapshot.revoked, backends: { 'mailmesh-lmtp': '127.0.0.1:24' }, clock: systemClock });
+ *   revoked: () => snapshot.revoked, backends: { 'mailmesh-lmtp': 'unix:/run/dovecot/lmtp' }, clock: systemClock });
  * rotator.onRotate(() => ingress.updateIdentity());
  */
 export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
@@ -123,8 +131,8 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
   const sessionBundles = new Map<net.Socket, TrustBundle>();
   // Every TCP connection, handshaking or not, so that close() never waits on a stalled peer.
   const connections = new Set<net.Socket>();
-  const backends = new Map<string, { host: string; port: number }>();
-  for (const [alpn, addr] of Object.entries(cfg.backends)) if (addr) backends.set(alpn, parseHostPort(addr));
+  const backends = new Map<string, Endpoint | LocalBackend>();
+  for (const [alpn, b] of Object.entries(cfg.backends)) if (b) backends.set(alpn, typeof b === 'function' ? b : parseEndpoint(b));
 
   const reject = (socket: TLSSocket | net.Socket | undefined, reason: string, fields: Record<string, unknown> = {}) => {
     stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
@@ -204,20 +212,28 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     stats.accepted++;
     if (socket.isSessionReused()) stats.resumed++;
 
-    const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
     sessions.set(socket, chain);
     sessionBundles.set(socket, bundle);
+    cfg.onAccept?.({ spiffeId: decision.peer.spiffeId, serial: decision.peer.serial, alpn: alpn as MeshAlpn, group, resumed: socket.isSessionReused() });
+    cfg.log?.debug({ peer: decision.peer.spiffeId, serial: decision.peer.serial, alpn, group }, 'mesh session accepted');
+    if (typeof backend === 'function') {
+      socket.once('close', () => {
+        sessions.delete(socket);
+        sessionBundles.delete(socket);
+      });
+      backend(socket);
+      return;
+    }
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    const upstream = net.connect({ ...backend, allowHalfOpen: true });
     upstream.once('error', (err) => {
       stats.backendErrors++;
       cfg.log?.error({ alpn, err: err.message }, 'mesh backend unreachable');
     });
-    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     splice(socket, upstream, () => {
       sessions.delete(socket);
       sessionBundles.delete(socket);
     });
-    cfg.onAccept?.({ spiffeId: decision.peer.spiffeId, serial: decision.peer.serial, alpn: alpn as MeshAlpn, group, resumed: socket.isSessionReused() });
-    cfg.log?.debug({ peer: decision.peer.spiffeId, serial: decision.peer.serial, alpn, group }, 'mesh session accepted');
   });
 
   server.on('error', (err) => cfg.log?.error({ err: err.message }, 'mesh ingress error'));

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ async function files(dir: string): Promise<string[]> {
   }
 }
 
-const USERS = new Set(['alice@mail.test', 'bob@mail.test', 'carol@mail.test']);
+const USERS = new Set(['alice@mail.test', 'bob@mail.test', 'carol@mail.test', 'erin@mail.test']);
 
 describe('embedded Maildir LMTP backend', () => {
   let root: string;
@@ -55,6 +55,24 @@ describe('embedded Maildir LMTP backend', () => {
       assert.match(names[0], /^\d+\.M\d+P\d+_\d+\.[^/:]+,S=\d+$/);
       assert.deepEqual(await readFile(join(dir, 'new', names[0])), body);
       assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    }
+  });
+
+  test('accept(): a session handed over in-process (as the mesh ingress does) is served like a connection', async () => {
+    // A socket of another listener stands in for the ingress's decrypted TLS session.
+    const handover = createServer((socket) => lmtp.accept(socket));
+    await new Promise<void>((r) => handover.listen(0, '127.0.0.1', r));
+    try {
+      const client = await open((handover.address() as AddressInfo).port);
+      const body = Buffer.from('From: a@x.test\r\nSubject: handed over\r\n\r\nbody\r\n');
+      const res = await client.send({ from: 'a@x.test', recipients: ['erin@mail.test', 'nobody@mail.test'], body });
+      await client.quit();
+      assert.deepEqual(res.recipients.map((r) => [r.address, r.code]), [['erin@mail.test', 250], ['nobody@mail.test', 550]]);
+      const names = await files(lmtp.pathOf('erin@mail.test'));
+      assert.equal(names.length, 1);
+      assert.deepEqual(await readFile(join(lmtp.pathOf('erin@mail.test'), 'new', names[0])), body);
+    } finally {
+      await new Promise<void>((r) => handover.close(() => r()));
     }
   });
 

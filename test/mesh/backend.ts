@@ -9,14 +9,16 @@ export interface TestBackend {
   /** Every line received, over all connections. */
   lines: string[];
   connections: number;
+  /** Serve a connection that arrived another way (an in-process ingress backend). */
+  serve(socket: net.Socket): void;
   close(): Promise<void>;
 }
 
-/** Start the backend on 127.0.0.1, port 0. */
-export async function startBackend(greeting = '220 backend ready'): Promise<TestBackend> {
+/** Start the backend on 127.0.0.1, port 0, or on a Unix socket (`address` is then `unix:PATH`). */
+export async function startBackend(greeting = '220 backend ready', opts: { unixPath?: string } = {}): Promise<TestBackend> {
   const sockets = new Set<net.Socket>();
   const state = { lines: [] as string[], connections: 0 };
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+  const serve = (s: net.Socket) => {
     state.connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -34,12 +36,14 @@ export async function startBackend(greeting = '220 backend ready'): Promise<Test
       }
     });
     s.on('end', () => s.end('221 bye\r\n'));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
+  };
+  const server = net.createServer({ allowHalfOpen: true }, serve);
+  await new Promise<void>((r) => (opts.unixPath ? server.listen(opts.unixPath, r) : server.listen(0, '127.0.0.1', r)));
+  const port = opts.unixPath ? 0 : (server.address() as net.AddressInfo).port;
   return {
     port,
-    address: `127.0.0.1:${port}`,
+    address: opts.unixPath ? `unix:${opts.unixPath}` : `127.0.0.1:${port}`,
+    serve,
     get lines() {
       return state.lines;
     },

@@ -184,3 +184,72 @@ test('recheck() closes spliced sessions whose peer a new snapshot revoked; other
     await backend.close();
   }
 });
+
+describe('ingress backends other than loopback TCP', () => {
+  const opts = (backends: Parameters<typeof startIngress>[0]['backends'], revoked = new Set<string>()) => ({
+    host: '127.0.0.1', port: 0, identity: () => server, trustDomain: () => 'mail.test', bundle: () => ca.bundle,
+    authorize: (id: string) => !unauthorized.has(id), revoked: () => ({ serials: revoked, ids: new Set<string>() }), backends, clock: systemClock,
+  });
+  const open = (port: number, id: { keyPem: string; chainPem: string }) =>
+    tls.connect({ port, host: '127.0.0.1', key: id.keyPem, cert: id.chainPem, ca: ca.bundlePem, ALPNProtocols: ['mailmesh-lmtp'], checkServerIdentity: () => undefined });
+
+  test('unix:/path backend: sessions are spliced to a Unix-domain socket', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mm-ingress-unix-'));
+    const backend = await startBackend('220 unix backend', { unixPath: join(dir, 'lmtp.sock') });
+    const ingress = await startIngress(opts({ 'mailmesh-lmtp': backend.address }));
+    const socket = open(ingress.port, good);
+    try {
+      await readUntil(socket, /220 unix backend/);
+      socket.write('LHLO over-unix\r\n');
+      await readUntil(socket, /250 LHLO over-unix/);
+      assert.deepEqual(backend.lines, ['LHLO over-unix']);
+      assert.equal(backend.connections, 1);
+    } finally {
+      socket.destroy();
+      await ingress.close();
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a backend address that is neither host:port nor unix:/absolute is refused at start', async () => {
+    await assert.rejects(startIngress(opts({ 'mailmesh-lmtp': 'unix:relative.sock' })), { code: 'ERR_MESH_BAD_ADDRESS' });
+    await assert.rejects(startIngress(opts({ 'mailmesh-lmtp': 'localhost' })), { code: 'ERR_MESH_BAD_ADDRESS' });
+  });
+
+  test('in-process backend: gets the checked session itself; refused peers never reach it; recheck and close cut it', async () => {
+    const backend = await startBackend('220 in-process'); // its TCP listener stays unused
+    const revoked = new Set<string>();
+    const ingress = await startIngress(opts({ 'mailmesh-lmtp': (session) => backend.serve(session) }, revoked));
+    const a = open(ingress.port, good);
+    try {
+      await readUntil(a, /220 in-process/);
+      a.write('LHLO in-process\r\n');
+      await readUntil(a, /250 LHLO in-process/);
+      assert.deepEqual(backend.lines, ['LHLO in-process']);
+      assert.equal(backend.connections, 1);
+      assert.equal(ingress.activeSessions(), 1);
+
+      const refused = await nodeClient(ingress.port, { ...stranger, line: 'SNEAK' });
+      assert.equal(refused.refused, true);
+      assert.equal(ingress.stats.rejected['ERR_MESH_NOT_AUTHORIZED'], 1);
+      assert.equal(backend.connections, 1, 'a refused peer is never handed to the backend');
+
+      revoked.add(good.serial);
+      const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+      assert.equal(ingress.recheck(), 1);
+      await closed;
+      assert.equal(ingress.activeSessions(), 0);
+
+      const b = open(ingress.port, issueIdentity(ca, 's2', 'f'));
+      await readUntil(b, /220 in-process/);
+      const bClosed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+      await ingress.close();
+      await bClosed;
+    } finally {
+      a.destroy();
+      await ingress.close();
+      await backend.close();
+    }
+  });
+});
