@@ -36,6 +36,21 @@ export class DnsError extends MailmeshError<DnsErrorCode> {
   get temporary(): boolean {
     return this.code === 'ESERVFAIL' || this.code === 'ETIMEOUT';
   }
+
+  /**
+   * The error the resolver throws for a negative answer (mailauth branches on thrown codes). A
+   * missing record is everyday control flow (DMARC's tree walk, SPF's void lookups), not a fault,
+   * so no stack trace is captured: that would cost more than the cached lookup itself.
+   */
+  static answer(code: DnsErrorCode, hostname: string, rrtype: string): DnsError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new DnsError(code, hostname, rrtype);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 /** True for a DNS error that means "no answer, try again later" (any code but a definite miss). */

@@ -181,7 +181,7 @@ export function createResolver(cfg: ResolverConfig = {}): MailResolver {
       }
       entry = await p;
     }
-    if (!entry.ok) throw new DnsError(entry.code, name, type);
+    if (!entry.ok) throw DnsError.answer(entry.code, name, type);
     return copy(entry.records);
   }) as MailResolver;
   resolve.stats = () => ({ hits, misses, size: cache.size });

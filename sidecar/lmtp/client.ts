@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { Duplex, Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuff.ts';
 import { MailClientError } from './errors.ts';
@@ -373,7 +374,4 @@ export function parseCapabilities(keywords: string[]): Capabilities {
   };
 }
 
-function hasEightBit(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i] > 0x7f) return true;
-  return false;
-}
+const hasEightBit = (buf: Buffer): boolean => !isAscii(buf);

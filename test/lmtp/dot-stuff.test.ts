@@ -40,3 +40,31 @@ test('reply parsing extracts RFC 3463 codes only when the class matches', () => 
   assert.equal(parseReply(451, ['5.1.1 mismatched class']).enhanced, undefined);
   assert.deepEqual(parseReply(250, ['2.0.0 first', '2.0.0 second']).lines, ['first', 'second']);
 });
+
+test('clean chunks take the pass-through path and still agree with the byte-by-byte rewrite, however split', () => {
+  // Reference: the RFC 5321 rules applied to the whole message at once.
+  const reference = (text: string) => {
+    const lines = text.replace(/\r\n|\r|\n/g, '\n').split('\n');
+    const last = lines.pop()!;
+    const body = [...lines, ...(last === '' ? [] : [last])].map((l) => (l.startsWith('.') ? '.' + l : l) + '\r\n').join('');
+    return body + '.\r\n';
+  };
+  let seed = Number(process.env.MAILMESH_FUZZ_SEED ?? 20261127);
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+  const atoms = ['abc', 'x.y', '\r\n', '\r\n.', '.', '\n', '\r', '\r\n\r\n', 'é', 'line of text\r\n'];
+  for (let round = 0; round < 500; round++) {
+    let text = '';
+    for (let k = rand(20); k > 0; k--) text += atoms[rand(atoms.length)];
+    const bytes = Buffer.from(text, 'latin1');
+    const chunks: string[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      const n = 1 + rand(Math.max(1, bytes.length - at));
+      chunks.push(bytes.subarray(at, at + n).toString('latin1'));
+      at += n;
+    }
+    assert.equal(stuff(chunks), reference(text), `chunks ${JSON.stringify(chunks)}`);
+  }
+  // A clean chunk is passed through without a copy.
+  const clean = Buffer.from('Subject: x\r\n\r\nhello\r\n');
+  assert.equal(new DotStuffer().push(clean), clean);
+});
