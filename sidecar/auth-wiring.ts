@@ -1,4 +1,3 @@
-import type { Logger } from '../common/log.ts';
 import type { SidecarMetrics } from '../common/metrics.ts';
 import { findDomain } from '../policies/index.ts';
 import { addAuthResults, createResolver, createSigner, decide, loadSigningKeys, verifyMessage, type EnforcementMode, type LookupFn } from './auth/index.ts';
@@ -14,7 +13,7 @@ import type { MeshView } from './view.ts';
  * over an in-memory zone.
  */
 export function mailAuthCheck(
-  cfg: SidecarConfig, view: MeshView, metrics: SidecarMetrics, log: Logger, lookup?: LookupFn,
+  cfg: SidecarConfig, view: MeshView, metrics: SidecarMetrics, lookup?: LookupFn,
 ): ((input: CheckInput) => Promise<CheckOutcome>) | undefined {
   if (cfg.mailAuth === false) return undefined;
   const resolver = lookup ?? createResolver({ servers: cfg.dns?.servers });
@@ -30,9 +29,10 @@ export function mailAuthCheck(
     for (const d of verdict.dkim) metrics.authResults.inc({ method: 'dkim', result: d.result });
     metrics.authResults.inc({ method: 'dmarc', result: verdict.dmarc.result });
     metrics.authResults.inc({ method: 'arc', result: verdict.arc.result });
-    log.info({ event: 'auth.decision', action: decision.action, reason: decision.reason, spf: verdict.spf.result, dmarc: verdict.dmarc.result }, 'mail authentication');
-    if (decision.smtp && (decision.action === 'reject' || decision.action === 'tempfail')) return { refuse: decision.smtp, message: input.message };
-    return { message: addAuthResults(input.message, authservId, verdict.headerValue, decision.headers ?? []) };
+    // Logged by the front door in its one event per message.
+    const auth = { action: decision.action, reason: decision.reason, spf: verdict.spf.result, dmarc: verdict.dmarc.result };
+    if (decision.smtp && (decision.action === 'reject' || decision.action === 'tempfail')) return { refuse: decision.smtp, message: input.message, auth };
+    return { message: addAuthResults(input.message, authservId, verdict.headerValue, decision.headers ?? []), auth };
   };
 }
 

@@ -169,7 +169,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
         host: smtp.host, port: smtp.port, hostname: cfg.hostname, tls: publicTls,
         maxSize: cfg.limits.maxMessageBytes, maxRecipients: cfg.limits.maxRecipients, maxClients: cfg.limits.maxClients, socketTimeoutMs: 120_000,
         placement: view.placement, isKnownUser: view.knownUser, log, handoff,
-        check: mailAuthCheck(cfg, view, metrics, log),
+        check: mailAuthCheck(cfg, view, metrics),
         onResult: (result, recipients) => recipients.forEach((rcpt) => {
           const where = view.placement(rcpt);
           metrics.messages.inc({ result, shard: where.kind === 'shard' ? where.shardId : 'none' });

@@ -5,6 +5,7 @@ import { formatReply, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 import { enforceLineDeadline } from './line-deadline.ts';
+import { coalesceReplies } from './coalesce.ts';
 
 /** What the mail-authentication step decided for one message (see sidecar/auth). */
 export interface CheckOutcome {
@@ -12,6 +13,8 @@ export interface CheckOutcome {
   refuse?: Reply;
   /** The message to hand on: the original with Authentication-Results (and a quarantine mark). */
   message: Buffer;
+  /** What the check found (action, reason, per-method results), for the message's log event. */
+  auth?: Record<string, string>;
 }
 
 /** Input of the authentication step. */
@@ -80,6 +83,15 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
     // No reverse DNS through the system resolver on every connection: mail authentication uses
     // the operator's resolver, and a PTR lookup per connection is a cheap DoS lever.
     disableReverseLookup: true,
+    onSecure(socket, _session, callback) {
+      coalesceReplies(socket);
+      callback();
+    },
+    // Any envelope sender is fine here (SPF judges it at end of DATA). Answering at once, not on
+    // smtp-server's default next-tick, lets a pipelined MAIL/RCPT/DATA group be answered in one write.
+    onMailFrom(_address, _session, callback) {
+      callback();
+    },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (session.envelope.rcptTo.length >= cfg.maxRecipients) {
         return callback(replyError({ code: 452, enhanced: '4.5.3', message: 'too many recipients' }));
@@ -105,20 +117,26 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         }
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         let message = body;
+        // One event per message: its queue id (Postfix's, when it queued it), owning shards, the
+        // authentication verdict and the reply. Never the body, never addresses' local parts.
+        const logMessage = (reply: Reply, auth: Record<string, string> | undefined) => {
+          const shards = [...new Set(recipients.map((r) => { const p = cfg.placement(r); return p.kind === 'shard' ? p.shardId : p.kind; }))];
+          const queueId = /queued as ([A-Za-z0-9]+)/.exec(reply.message)?.[1];
+          cfg.log.info({ event: 'smtp.message', session: session.id, queueId, shards, recipients: recipients.length, size: message.length, auth, reply: formatReply(reply) }, 'message handled');
+        };
+        let auth: Record<string, string> | undefined;
         if (cfg.check) {
           const outcome = await cfg.check({ message: body, ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', mailFrom: from, recipients });
+          auth = outcome.auth;
           if (outcome.refuse) {
+            logMessage(outcome.refuse, auth);
             cfg.onResult?.(outcome.refuse.code >= 500 ? 'rejected' : 'deferred', recipients);
             return callback(replyError(outcome.refuse));
           }
           message = outcome.message;
         }
         const reply = await cfg.handoff({ from, recipients }, message);
-        // One event per message: its queue id (Postfix's, when it queued it), owning shards and
-        // outcome. Never the body, never addresses' local parts beyond the count.
-        const shards = [...new Set(recipients.map((r) => { const p = cfg.placement(r); return p.kind === 'shard' ? p.shardId : p.kind; }))];
-        const queueId = /queued as ([A-Za-z0-9]+)/.exec(reply.message)?.[1];
-        cfg.log.info({ event: 'smtp.message', session: session.id, queueId, shards, recipients: recipients.length, size: message.length, reply: formatReply(reply) }, 'message handled');
+        logMessage(reply, auth);
         if (reply.code >= 200 && reply.code < 300) {
           cfg.onResult?.('accepted', recipients);
           return callback(null, okText(reply));
@@ -133,6 +151,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
   });
   // socketTimeout is an idle timeout; a slowloris client must not keep its slot forever.
   enforceLineDeadline(server.server, cfg.socketTimeoutMs);
+  server.server.on('connection', coalesceReplies);
   server.on('error', (err) => cfg.log.warn({ event: 'smtp.server_error', err: err.message }, 'smtp server error'));
   const bound = await listen(server, cfg.host, cfg.port);
   return {

@@ -1,5 +1,5 @@
 // Issue 10, inbound, end to end: the public SMTP front door exactly as the sidecar wires it
-// (`startFrontDoor` with `check: mailAuthCheck(cfg, view, metrics, log)`, the demo policy's
+// (`startFrontDoor` with `check: mailAuthCheck(cfg, view, metrics)`, the demo policy's
 // domain modes), a REAL knotd on loopback answering SPF/DKIM/DMARC, and the embedded handoff
 // into a Maildir store. Mail arrives over real SMTP from a chosen 127.x source address, so SPF
 // judges the address the front door actually saw.
@@ -58,7 +58,7 @@ before(async () => {
   door = await startFrontDoor({
     host: '127.0.0.1', port: 0, hostname: AUTHSERV, maxSize: cfg.limits.maxMessageBytes, maxRecipients: cfg.limits.maxRecipients,
     maxClients: cfg.limits.maxClients, socketTimeoutMs: 30_000, placement: view.placement, isKnownUser: view.knownUser, log,
-    handoff: embeddedHandoff(deliverer), check: mailAuthCheck(cfg, view, metrics, log),
+    handoff: embeddedHandoff(deliverer), check: mailAuthCheck(cfg, view, metrics),
   });
 });
 
