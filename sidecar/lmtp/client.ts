@@ -232,11 +232,17 @@ export class MailClient {
     this.dirty = true;
     let mailReply: SmtpReply;
     const rcptReplies: SmtpReply[] = [];
+    /** The reply to a DATA sent in the same group (pipelining), read with the others. */
+    let pipelinedData: SmtpReply | undefined;
     if (caps.pipelining) {
-      // RFC 2920 §3.1: MAIL and RCPTs may go in one write; replies come back in order.
-      await this.write(mail + rcpts.join(''));
+      // RFC 2920 §3.1: MAIL, the RCPTs and DATA (last in the group) go in one write, and the
+      // replies come back in order: one round trip before the body instead of two. A server with
+      // no accepted recipient refuses that DATA (503/554); a 354 we cannot use (see below) is
+      // answered by dropping the connection, which aborts the transaction (RFC 5321 §3.8).
+      await this.write(mail + rcpts.join('') + 'DATA\r\n');
       mailReply = await this.reader.next(this.timeoutMs);
       for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await this.reader.next(this.timeoutMs));
+      pipelinedData = await this.reader.next(this.timeoutMs);
     } else {
       await this.write(mail);
       mailReply = await this.reader.next(this.timeoutMs);
@@ -248,7 +254,15 @@ export class MailClient {
       }
     }
     this.noteClosing(mailReply);
-    if (mailReply.code !== 250) return refuseAll(mailReply.code, mailReply.enhanced, mailReply.message, sendable);
+    // A pipelined DATA the server opened although we will not send this body: the only safe way
+    // out of the data phase is to drop the connection (a final dot would deliver a message).
+    const abandonData = () => {
+      if (pipelinedData?.code === 354) this.breakConnection();
+    };
+    if (mailReply.code !== 250) {
+      abandonData();
+      return refuseAll(mailReply.code, mailReply.enhanced, mailReply.message, sendable);
+    }
     const accepted: RecipientResult[] = [];
     sendable.forEach((r, i) => {
       const reply = rcptReplies[i];
@@ -258,15 +272,17 @@ export class MailClient {
       else Object.assign(r, { code: reply.code, enhanced: reply.enhanced, message: reply.message, accepted: false });
     });
     if (accepted.length === 0 || !this.usable) {
+      abandonData();
       if (!this.usable) refuseAll(421, '4.4.2', 'server closed the connection', accepted);
       return { recipients: results };
     }
     if (req.holdOnDeferral && results.some((r) => r.code >= 400 && r.code < 500)) {
       // The transaction stays open on the server: `dirty` makes the next one start with RSET.
+      abandonData();
       return refuseAll(451, '4.3.0', 'not sent: another recipient of this message was deferred', accepted);
     }
 
-    const dataReply = await this.command('DATA');
+    const dataReply = pipelinedData ?? (await this.command('DATA'));
     if (dataReply.code !== 354) {
       this.noteClosing(dataReply);
       return refuseAll(dataReply.code, dataReply.enhanced, dataReply.message, accepted);

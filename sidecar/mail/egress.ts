@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
+import { coalesceReplies } from './coalesce.ts';
 import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the egress: the loopback LMTP listener Postfix uses as next hop for
@@ -46,6 +47,11 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
+    // At once, not on smtp-server's default next tick: Postfix pipelines MAIL/RCPT/DATA, and the
+    // replies then leave in one write (coalesceReplies).
+    onMailFrom(_address, _session, callback) {
+      callback();
+    },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       const list = accepted.get(session.envelope) ?? [];
       accepted.set(session.envelope, list);
@@ -74,5 +80,6 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
     },
   });
   server.on('error', (err) => cfg.log.warn({ event: 'egress.server_error', err: err.message }, 'egress server error'));
+  server.server.on('connection', coalesceReplies);
   return listen(server, cfg.host, cfg.port);
 }

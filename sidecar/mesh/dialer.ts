@@ -221,6 +221,8 @@ export class MeshDialer {
         minVersion: 'TLSv1.3',
         session: saved?.session,
         allowHalfOpen: true,
+        // Request/response protocols (LMTP, IMAP): a small command must not wait for an ACK.
+        noDelay: true,
       } as tls.ConnectionOptions);
       const fail = (err: MeshError) => {
         if (settled) return;

@@ -158,6 +158,8 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
     requestCert: true,
     rejectUnauthorized: false,
     allowHalfOpen: true,
+    // Request/response protocols (LMTP, IMAP) through a splice: no Nagle delay on either hop.
+    noDelay: true,
     handshakeTimeout: cfg.handshakeTimeoutMs ?? 10_000,
     // RFC 7301 §3.2: a server that supports none of the client's protocols answers with the
     // no_application_protocol alert; returning undefined makes node do that.
@@ -225,7 +227,7 @@ export async function startIngress(cfg: IngressConfig): Promise<Ingress> {
       return;
     }
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
-    const upstream = net.connect({ ...backend, allowHalfOpen: true });
+    const upstream = net.connect({ ...backend, allowHalfOpen: true, noDelay: true });
     upstream.once('error', (err) => {
       stats.backendErrors++;
       cfg.log?.error({ alpn, err: err.message }, 'mesh backend unreachable');

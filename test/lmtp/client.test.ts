@@ -243,7 +243,7 @@ describe('MailClient over SMTP', () => {
     await client.quit();
   });
 
-  test('uses PIPELINING: MAIL and all RCPTs go in one write', async () => {
+  test('uses PIPELINING: MAIL, all RCPTs and DATA go in one write', async () => {
     const chunks: string[] = [];
     const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
       if (line.startsWith('EHLO')) s.write('250-raw\r\n250-PIPELINING\r\n250 SIZE 1000\r\n');
@@ -255,7 +255,68 @@ describe('MailClient over SMTP', () => {
     assert.equal(client.capabilities.size, 1000);
     await client.send({ from: 'a@x.test', recipients: ['a@y.test', 'b@y.test'], body: Buffer.from('x\r\n') });
     await client.quit();
-    assert.ok(chunks.includes('MAIL FROM:<a@x.test> SIZE=3\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n'), JSON.stringify(chunks));
+    assert.ok(chunks.includes('MAIL FROM:<a@x.test> SIZE=3\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n'), JSON.stringify(chunks));
+  });
+
+  /** A pipelining server that answers RCPTs from `rcpt`, DATA with `data`, and records lines. */
+  async function pipeliningServer(rcpt: (line: string) => string, data: string) {
+    const lines: string[] = [];
+    let closed = false;
+    const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
+      lines.push(line);
+      s.once('close', () => (closed = true));
+      if (line.startsWith('EHLO')) s.write('250-raw\r\n250 PIPELINING\r\n');
+      else if (line.startsWith('MAIL') || line === 'RSET') s.write('250 ok\r\n');
+      else if (line.startsWith('RCPT')) s.write(rcpt(line));
+      else if (line === 'DATA') s.write(data);
+      else if (line === '.') s.write('250 queued\r\n');
+    });
+    return { port, lines, closed: () => closed };
+  }
+
+  test('pipelined DATA opened (354) although a recipient was deferred (holdOnDeferral): the connection is dropped, no message', async () => {
+    const srv = await pipeliningServer((l) => (l.includes('b@y') ? '451 4.3.0 later\r\n' : '250 ok\r\n'), '354 go\r\n');
+    const client = await open(srv.port, false);
+    const res = await client.send({ from: 'a@x.test', recipients: ['a@y.test', 'b@y.test'], body: Buffer.from('x\r\n'), holdOnDeferral: true });
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.enhanced]), [[451, '4.3.0'], [451, '4.3.0']]);
+    assert.equal(client.usable, false, 'the transaction is aborted by closing the connection');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!srv.lines.includes('.'), `no end of data was sent: ${JSON.stringify(srv.lines)}`);
+    assert.ok(!srv.lines.includes('x'));
+  });
+
+  test('pipelined DATA refused (no valid recipients): the connection stays usable and the next transaction starts with RSET', async () => {
+    let refuse = true;
+    const lines: string[] = [];
+    // DATA's reply depends on whether a recipient was accepted, like a real server.
+    const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
+      lines.push(line);
+      if (line.startsWith('EHLO')) s.write('250-raw\r\n250 PIPELINING\r\n');
+      else if (line.startsWith('MAIL') || line === 'RSET') s.write('250 ok\r\n');
+      else if (line.startsWith('RCPT')) s.write(refuse ? '550 5.1.1 no such user\r\n' : '250 ok\r\n');
+      else if (line === 'DATA') s.write(refuse ? '554 5.5.1 no valid recipients\r\n' : '354 go\r\n');
+      else if (line === '.') s.write('250 queued\r\n');
+    });
+    const client = await open(port, false);
+    const first = await client.send({ from: 'a@x.test', recipients: ['nobody@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(first.recipients.map((r) => [r.code, r.enhanced]), [[550, '5.1.1']]);
+    assert.equal(client.usable, true);
+    refuse = false;
+    const second = await client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('x\r\n') });
+    assert.equal(second.recipients[0].code, 250);
+    assert.ok(lines.indexOf('RSET') > lines.indexOf('DATA'), `RSET before the second transaction: ${JSON.stringify(lines)}`);
+    assert.equal(lines.filter((l) => l === '.').length, 1, 'one message delivered');
+    await client.quit();
+  });
+
+  test('a server that opens DATA although it refused every recipient gets no body: the connection is dropped', async () => {
+    const srv = await pipeliningServer(() => '550 5.1.1 no such user\r\n', '354 go anyway\r\n');
+    const client = await open(srv.port, false);
+    const res = await client.send({ from: 'a@x.test', recipients: ['nobody@y.test'], body: Buffer.from('x\r\n') });
+    assert.equal(res.recipients[0].code, 550);
+    assert.equal(client.usable, false);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!srv.lines.includes('.'));
   });
 });
 
