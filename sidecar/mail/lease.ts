@@ -21,7 +21,9 @@ export class TcpPool {
   private readonly port: number;
   private readonly maxIdle: number;
   private readonly connectTimeoutMs: number;
-  constructor(address: string, maxIdle = 8, connectTimeoutMs = 10_000) {
+  /** `maxIdle`: at least the senders' concurrency (Postfix: up to 20 parallel deliveries), or
+   * connections are closed and reopened on every burst. */
+  constructor(address: string, maxIdle = 32, connectTimeoutMs = 10_000) {
     this.connectTimeoutMs = connectTimeoutMs;
     const i = address.lastIndexOf(':');
     this.host = address.slice(0, i).replace(/^\[|\]$/g, '');

@@ -24,7 +24,12 @@ export interface MeshDialerConfig {
   revoked?: () => Revocations;
   clock: Clock;
   log?: Logger;
-  /** Idle connections kept per (shard, ALPN) (default 8). */
+  /**
+   * Idle connections kept per (shard, ALPN) (default 32). At least the sender's concurrency:
+   * Postfix delivers to the egress over up to 20 parallel LMTP sessions per destination
+   * (`default_destination_concurrency_limit`), and every connection closed for want of room is
+   * a TLS handshake (and a backend session) on the next burst.
+   */
   maxIdlePerShard?: number;
   /** An idle connection is closed after this long (default 30 s). */
   idleTimeoutMs?: number;
@@ -89,7 +94,7 @@ export class MeshDialer {
 
   constructor(cfg: MeshDialerConfig) {
     this.cfg = {
-      maxIdlePerShard: 8,
+      maxIdlePerShard: 32,
       idleTimeoutMs: 30_000,
       connectTimeoutMs: 10_000,
       groups: DEFAULT_GROUPS,
