@@ -15,6 +15,9 @@ const COMMAND_GROUP_MAX = 2048;
  * @example server.server.on('connection', coalesceReplies);
  */
 export function coalesceReplies(socket: Socket): void {
+  // Each reply is complete when written (and pipelined ones leave together, below): no Nagle
+  // wait for the ACK of the previous one.
+  socket.setNoDelay(true);
   let corked = false;
   const flush = () => {
     corked = false;
