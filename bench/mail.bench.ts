@@ -3,6 +3,7 @@
 //                   owner's Dovecot LMTP (recipient on a remote shard), real Postfix and Dovecot;
 //  - mail.direct:   the same size and count into one Postfix whose transport is a Dovecot LMTP on
 //                   the same machine (the baseline: what the machine does without mailmesh);
+//                   both paths reach Dovecot over its LMTP socket (lmtp:unix:…), as installed;
 //  - mail.embedded: front door → fan-out over the mesh → the owner's embedded Maildir store.
 // Figures only; never a pass/fail.
 import net from 'node:net';
@@ -81,7 +82,7 @@ async function withMesh<T>(backends: 'embedded' | 'real', fn: (mesh: LocalMesh) 
 const door = (mesh: LocalMesh) => mesh.info.shards.find((s) => s.id === 'tokyo-1')!.smtp;
 const bobBox = (mesh: LocalMesh) => maildirPath(mesh.info.shards.find((s) => s.id === 'osaka-1')!.maildir, RCPT);
 
-/** The baseline: one Postfix whose transport is a Dovecot LMTP on the same machine. */
+/** The baseline: one Postfix whose transport is the Dovecot LMTP socket on the same machine. */
 async function startDirect(): Promise<{ door: string; maildir: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-bench-direct-'));
   await chmod(dir, 0o755);
@@ -90,7 +91,7 @@ async function startDirect(): Promise<{ door: string; maildir: string; stop(): P
     const [port] = await freePorts(1);
     const pf = await startPostfix({
       dir: join(dir, 'postfix'), smtpPort: port, hostname: 'mx.mail.test', relayDomains: ['mail.test'],
-      transportMaps: `inline:{ mail.test=lmtp:inet:127.0.0.1:${dc.lmtpPort} }`, fastRetry: true,
+      transportMaps: `inline:{ mail.test=lmtp:unix:${dc.lmtpSocket} }`, fastRetry: true,
     });
     return {
       door: `127.0.0.1:${port}`,

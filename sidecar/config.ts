@@ -34,7 +34,8 @@ export interface SidecarConfig {
   };
   backends: {
     postfix?: Address;
-    lmtp?: Address;
+    /** Dovecot LMTP: `host:port` or `unix:/path` (its default socket, e.g. `unix:/run/dovecot/lmtp`). */
+    lmtp?: string;
     imap?: Address;
     pop3?: Address;
     maildir?: string;
@@ -56,6 +57,8 @@ export interface SidecarConfig {
 }
 
 const address = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$' };
+/** A local backend: `host:port`, or `unix:/absolute/path` (Dovecot's LMTP socket). */
+const backendAddress = { type: 'string', pattern: '^((\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}|unix:/\\S+)$' };
 const schema = {
   type: 'object',
   additionalProperties: false,
@@ -77,7 +80,7 @@ const schema = {
     },
     backends: {
       type: 'object', additionalProperties: false,
-      properties: { postfix: address, lmtp: address, imap: address, pop3: address, maildir: { type: 'string' } },
+      properties: { postfix: address, lmtp: backendAddress, imap: address, pop3: address, maildir: { type: 'string' } },
     },
     publicTls: { type: 'object', additionalProperties: false, required: ['cert', 'key'], properties: { cert: { type: 'string' }, key: { type: 'string' } } },
     dns: { type: 'object', additionalProperties: false, properties: { servers: { type: 'array', items: { type: 'string' } } } },

@@ -165,7 +165,9 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         info.publicCert = pub.cert;
         mode = {
           mode: 'postfix', publicTls: pub,
-          backends: { postfix: info.postfix, lmtp: info.dovecot.lmtp, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
+          // Dovecot's LMTP socket, as Debian's Dovecot offers it: Postfix's local deliveries and
+          // the mesh ingress both use it.
+          backends: { postfix: info.postfix, lmtp: `unix:${dc.lmtpSocket}`, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
         };
       }
       await writeFile(info.configFile, stringify({

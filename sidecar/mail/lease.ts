@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { parseEndpoint, type Endpoint } from '../mesh/address.ts';
 
 /** A connection lent by a pool; give it back with `release(reusable)`. */
 export interface Lease {
@@ -11,23 +12,20 @@ export interface Lease {
 export type Connector = (shardId: string) => Promise<Lease>;
 
 /**
- * A small pool of plain TCP connections to one loopback address (the local Dovecot LMTP or the
- * embedded store). Connections are reused across transactions, like Postfix's own LMTP
+ * A small pool of plain connections to one local address, `host:port` or `unix:/path` (the local
+ * Dovecot LMTP or the embedded store). Connections are reused across transactions, like Postfix's own LMTP
  * connection cache; an idle connection that the server closed is dropped.
  */
 export class TcpPool {
   private readonly idle: net.Socket[] = [];
-  private readonly host: string;
-  private readonly port: number;
+  private readonly endpoint: Endpoint;
   private readonly maxIdle: number;
   private readonly connectTimeoutMs: number;
   /** `maxIdle`: at least the senders' concurrency (Postfix: up to 20 parallel deliveries), or
    * connections are closed and reopened on every burst. */
   constructor(address: string, maxIdle = 32, connectTimeoutMs = 10_000) {
     this.connectTimeoutMs = connectTimeoutMs;
-    const i = address.lastIndexOf(':');
-    this.host = address.slice(0, i).replace(/^\[|\]$/g, '');
-    this.port = Number(address.slice(i + 1));
+    this.endpoint = parseEndpoint(address);
     this.maxIdle = maxIdle;
   }
 
@@ -36,13 +34,13 @@ export class TcpPool {
     let socket = this.idle.pop();
     while (socket && (socket.destroyed || !socket.writable)) socket = this.idle.pop();
     if (!socket) {
-      const s = net.connect(this.port, this.host);
+      const s = net.connect(this.endpoint);
       await new Promise<void>((resolve, reject) => {
         // A backend that never answers the SYN must not hold the delivery: give up, the caller
         // turns it into a 4xx.
         const timer = setTimeout(() => {
           s.destroy();
-          reject(new Error(`connect to ${this.host}:${this.port} timed out after ${this.connectTimeoutMs} ms`));
+          reject(new Error(`connect to ${'path' in this.endpoint ? this.endpoint.path : `${this.endpoint.host}:${this.endpoint.port}`} timed out after ${this.connectTimeoutMs} ms`));
         }, this.connectTimeoutMs);
         s.once('connect', () => {
           clearTimeout(timer);
@@ -54,7 +52,7 @@ export class TcpPool {
         });
       });
       s.on('error', () => s.destroy());
-      s.setNoDelay(true);
+      if (!('path' in this.endpoint)) s.setNoDelay(true);
       socket = s;
     }
     const sock = socket;

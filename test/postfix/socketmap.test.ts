@@ -144,5 +144,8 @@ describe('Postfix lookups', () => {
     assert.equal(lmtpNexthop('localhost:24'), 'lmtp:inet:localhost:24');
     assert.throws(() => lmtpNexthop('127.0.0.1'), { code: 'ERR_BAD_HOSTPORT' });
     assert.throws(() => lmtpNexthop('::1:24'), { code: 'ERR_BAD_HOSTPORT' });
+    // Dovecot's LMTP socket: Postfix's unix: next-hop form (lmtp(8) "unix:pathname").
+    assert.equal(lmtpNexthop('unix:/run/dovecot/lmtp'), 'lmtp:unix:/run/dovecot/lmtp');
+    assert.throws(() => lmtpNexthop('unix:run/dovecot/lmtp'), { code: 'ERR_BAD_HOSTPORT' });
   });
 });

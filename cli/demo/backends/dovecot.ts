@@ -29,6 +29,8 @@ export interface DovecotOptions {
 export interface DovecotInstance {
   dir: string;
   lmtpPort: number;
+  /** Dovecot's own LMTP socket (`<base_dir>/lmtp`, mode 0666): what Postfix and the sidecar use. */
+  lmtpSocket: string;
   imapPort: number;
   pop3Port: number;
   /** Mail root: a user's home is `<mailRoot>/<domain>/<local>`, its Maildir `…/Maildir`. */
@@ -200,6 +202,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
   await start();
   return {
     dir, lmtpPort, imapPort, pop3Port, mailRoot, configPath,
+    lmtpSocket: join(dir, 'run', 'lmtp'),
     logPath: join(dir, 'dovecot.log'),
     maildirOf: (address) => join(homeOf(mailRoot, address), 'Maildir'),
     pid: () => child?.pid,
