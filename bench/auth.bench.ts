@@ -37,7 +37,7 @@ type Mode = 'verify' | 'ceiling' | 'frontdoor';
 const MODES: Mode[] = ['ceiling', 'verify', 'frontdoor'];
 /**
  * Concurrent SMTP sessions per worker (each waits for its 250 before the next message): enough to
- * saturate the front door, as a throughput figure needs. Measured here: 4 → 65–68%, 8 → 66–70%,
+ * saturate the front door, as a throughput figure needs. Measured here: 8 → 68–70%,
  * 16 → 73–74%, 32 → 72% of the ceiling: the figure plateaus from 16 (32 sessions in all, a
  * modest load for an MX).
  */
