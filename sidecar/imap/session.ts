@@ -1,7 +1,7 @@
-import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Connection } from '../proxy/listen.ts';
 import { ProxyError } from '../proxy/errors.ts';
+import { ClientLine } from '../proxy/client-line.ts';
 import { LineReader } from '../proxy/reader.ts';
 import { decodeSaslPlain, encodeSaslPlain } from '../proxy/sasl-plain.ts';
 import { splice } from '../proxy/splice.ts';
@@ -33,27 +33,13 @@ interface LoginAttempt {
  * logs in to the backend with the client's own command and tag, then splices the two.
  */
 export async function runImapSession(c: Connection, o: MailProxyOptions): Promise<void> {
-  let socket: Duplex = c.socket;
+  const client = new ClientLine(c.socket, o.preauthTimeoutMs, '* BYE Disconnected for inactivity.');
+  const write = (line: string) => client.write(line);
+  const hangUp = (line: string) => client.hangUp(line);
   let secure = c.secure;
-  let reader = new LineReader(socket, o.maxLineLength + o.maxLiteral + 4096, 'ERR_CLIENT_CLOSED');
+  let reader = new LineReader(client.socket, o.maxLineLength + o.maxLiteral + 4096, 'ERR_CLIENT_CLOSED');
   let failures = 0;
-  let pendingBackend: Duplex | undefined;
-  let finished = false;
   const state = () => ({ secure, tlsAvailable: !!o.tls && !o.implicitTls, allowPlaintextLogin: o.allowPlaintextLogin ?? false });
-  const write = (line: string) => {
-    if (!socket.destroyed && !socket.writableEnded) socket.write(`${line}\r\n`);
-  };
-  const hangUp = (line: string) => {
-    finished = true;
-    write(line);
-    socket.end();
-    const s = socket;
-    setTimeout(() => s.destroy(), 1000).unref();
-  };
-  const deadline = setTimeout(() => {
-    pendingBackend?.destroy();
-    hangUp('* BYE Disconnected for inactivity.');
-  }, o.preauthTimeoutMs);
 
   const fail = async (tag: string, lines: string[]) => {
     await o.failureDelay?.();
@@ -74,37 +60,28 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
       await fail(a.tag, [`${a.tag} ${AUTH_FAILED}`]);
       return false;
     }
-    let backend: Duplex;
-    let result;
-    try {
-      backend = await o.connectBackend(route, 'imap');
-      (backend as Duplex & { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true);
-      pendingBackend = backend;
-      result = await imapBackendLogin(backend, { endpoints: c.endpoints, tag: a.tag, command: a.command, maxLineLength: 65536 });
-    } catch (err) {
-      pendingBackend?.destroy();
-      pendingBackend = undefined;
-      if (finished) return true;
-      o.log.warn({ err, protocol: 'imap', client: c.entry.client, route }, 'backend login failed');
-      // RFC 5530 §3 UNAVAILABLE: temporary, the client should try again later.
-      write(`${a.tag} NO [UNAVAILABLE] Mailbox server unavailable, try again later.`);
-      return false;
-    }
-    if (finished) {
-      backend.destroy();
-      return true;
-    }
+    const opened = await client.loginToBackend(
+      () => o.connectBackend(route, 'imap'),
+      (backend) => imapBackendLogin(backend, { endpoints: c.endpoints, tag: a.tag, command: a.command, maxLineLength: 65536 }),
+      (err) => {
+        o.log.warn({ err, protocol: 'imap', client: c.entry.client, route }, 'backend login failed');
+        // RFC 5530 §3 UNAVAILABLE: temporary, the client should try again later.
+        write(`${a.tag} NO [UNAVAILABLE] Mailbox server unavailable, try again later.`);
+      },
+    );
+    if (opened === 'ended') return true;
+    if (opened === 'unavailable') return false;
+    const { backend, result } = opened;
     if (!result.ok) {
-      backend.destroy();
-      pendingBackend = undefined;
+      client.dropBackend();
       o.log.info({ protocol: 'imap', login: a.login, client: c.entry.client }, 'login refused by backend');
       await fail(a.tag, result.lines);
       return false;
     }
-    clearTimeout(deadline);
+    client.stopDeadline();
     const clientLeftover = reader.detach();
     for (const l of result.lines) write(l);
-    const sp = splice(socket, backend, {
+    const sp = splice(client.socket, backend, {
       clientLeftover,
       backendLeftover: result.leftover,
       idleTimeoutMs: o.idleTimeoutMs,
@@ -120,7 +97,7 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
 
   write(`* OK [CAPABILITY ${imapCapabilities(state())}] mailmesh ready.`);
   try {
-    while (!finished) {
+    while (!client.finished) {
       let cmd;
       try {
         cmd = await readImapCommand(reader, o, () => write('+ Ready for literal data.'));
@@ -128,7 +105,7 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
         if (err instanceof ProxyError && err.code === 'ERR_LINE_TOO_LONG') hangUp('* BYE Line too long.');
         return;
       }
-      if (finished) return;
+      if (client.finished) return;
       if (cmd.kind === 'bad') {
         write(`${cmd.tag} BAD ${cmd.text}`);
         if (cmd.fatal) hangUp('* BYE Cannot resynchronize after a refused literal.');
@@ -160,12 +137,11 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
           write(`${tag} OK Begin TLS negotiation now.`);
           // RFC 9051 §6.2.1: anything the client pipelined after STARTTLS in plaintext is dropped.
           reader.detach();
-          const plain = socket;
-          const upgraded: tls.TLSSocket = await upgradeToTls(plain, o.tls.secureContext(), o.preauthTimeoutMs);
-          socket = upgraded;
+          const upgraded: tls.TLSSocket = await upgradeToTls(client.socket, o.tls.secureContext(), o.preauthTimeoutMs);
+          client.socket = upgraded;
           secure = true;
           c.entry.kill = () => upgraded.destroy();
-          reader = new LineReader(socket, o.maxLineLength + o.maxLiteral + 4096, 'ERR_CLIENT_CLOSED');
+          reader = new LineReader(client.socket, o.maxLineLength + o.maxLiteral + 4096, 'ERR_CLIENT_CLOSED');
           break;
         }
         case 'LOGIN': {
@@ -217,6 +193,6 @@ export async function runImapSession(c: Connection, o: MailProxyOptions): Promis
       }
     }
   } finally {
-    clearTimeout(deadline);
+    client.stopDeadline();
   }
 }

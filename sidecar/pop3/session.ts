@@ -1,7 +1,7 @@
-import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Connection } from '../proxy/listen.ts';
 import { ProxyError } from '../proxy/errors.ts';
+import { ClientLine } from '../proxy/client-line.ts';
 import { LineReader } from '../proxy/reader.ts';
 import { decodeSaslPlain, encodeSaslPlain } from '../proxy/sasl-plain.ts';
 import { splice } from '../proxy/splice.ts';
@@ -32,28 +32,14 @@ const CONTROL_CHARS = /[\x00\r\n]/;
  * backend; the login is replayed there after XCLIENT; then the streams are spliced.
  */
 export async function runPop3Session(c: Connection, o: MailProxyOptions): Promise<void> {
-  let socket: Duplex = c.socket;
+  const client = new ClientLine(c.socket, o.preauthTimeoutMs, '-ERR Disconnected for inactivity.');
+  const write = (line: string) => client.write(line);
+  const hangUp = (line: string) => client.hangUp(line);
   let secure = c.secure;
-  let reader = new LineReader(socket, o.maxLineLength + 4096, 'ERR_CLIENT_CLOSED');
+  let reader = new LineReader(client.socket, o.maxLineLength + 4096, 'ERR_CLIENT_CLOSED');
   let user: string | undefined;
   let failures = 0;
-  let pendingBackend: Duplex | undefined;
-  let finished = false;
   const state = () => ({ secure, tlsAvailable: !!o.tls && !o.implicitTls, allowPlaintextLogin: o.allowPlaintextLogin ?? false });
-  const write = (line: string) => {
-    if (!socket.destroyed && !socket.writableEnded) socket.write(`${line}\r\n`);
-  };
-  const hangUp = (line: string) => {
-    finished = true;
-    write(line);
-    socket.end();
-    const s = socket;
-    setTimeout(() => s.destroy(), 1000).unref();
-  };
-  const deadline = setTimeout(() => {
-    pendingBackend?.destroy();
-    hangUp('-ERR Disconnected for inactivity.');
-  }, o.preauthTimeoutMs);
 
   const fail = async (reply: string) => {
     await o.failureDelay?.();
@@ -75,36 +61,27 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
       await fail(AUTH_FAILED);
       return false;
     }
-    let backend: Duplex;
-    let result;
-    try {
-      backend = await o.connectBackend(route, 'pop3');
-      (backend as Duplex & { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true);
-      pendingBackend = backend;
-      result = await pop3BackendLogin(backend, { endpoints: c.endpoints, commands, maxLineLength: 65536 });
-    } catch (err) {
-      pendingBackend?.destroy();
-      pendingBackend = undefined;
-      if (finished) return true;
-      o.log.warn({ err, protocol: 'pop3', client: c.entry.client, route }, 'backend login failed');
-      write('-ERR [SYS/TEMP] Mailbox server unavailable, try again later.');
-      return false;
-    }
-    if (finished) {
-      backend.destroy();
-      return true;
-    }
+    const opened = await client.loginToBackend(
+      () => o.connectBackend(route, 'pop3'),
+      (backend) => pop3BackendLogin(backend, { endpoints: c.endpoints, commands, maxLineLength: 65536 }),
+      (err) => {
+        o.log.warn({ err, protocol: 'pop3', client: c.entry.client, route }, 'backend login failed');
+        write('-ERR [SYS/TEMP] Mailbox server unavailable, try again later.');
+      },
+    );
+    if (opened === 'ended') return true;
+    if (opened === 'unavailable') return false;
+    const { backend, result } = opened;
     if (!result.ok) {
-      backend.destroy();
-      pendingBackend = undefined;
+      client.dropBackend();
       o.log.info({ protocol: 'pop3', login, client: c.entry.client }, 'login refused by backend');
       await fail(result.reply);
       return false;
     }
-    clearTimeout(deadline);
+    client.stopDeadline();
     const clientLeftover = reader.detach();
     write(result.reply);
-    const sp = splice(socket, backend, {
+    const sp = splice(client.socket, backend, {
       clientLeftover,
       backendLeftover: result.leftover,
       idleTimeoutMs: o.idleTimeoutMs,
@@ -120,7 +97,7 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
 
   write('+OK mailmesh ready.');
   try {
-    while (!finished) {
+    while (!client.finished) {
       let line: string;
       try {
         line = await reader.readLine(o.maxLineLength);
@@ -128,7 +105,7 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
         if (err instanceof ProxyError && err.code === 'ERR_LINE_TOO_LONG') hangUp('-ERR Line too long.');
         return;
       }
-      if (finished) return;
+      if (client.finished) return;
       const sp = line.indexOf(' ');
       const cmd = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
       const arg = sp < 0 ? '' : line.slice(sp + 1);
@@ -153,12 +130,12 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
           write('+OK Begin TLS negotiation now.');
           // RFC 2595 §4: nothing the client pipelined in plaintext survives the upgrade.
           reader.detach();
-          const upgraded: tls.TLSSocket = await upgradeToTls(socket, o.tls.secureContext(), o.preauthTimeoutMs);
-          socket = upgraded;
+          const upgraded: tls.TLSSocket = await upgradeToTls(client.socket, o.tls.secureContext(), o.preauthTimeoutMs);
+          client.socket = upgraded;
           secure = true;
           user = undefined;
           c.entry.kill = () => upgraded.destroy();
-          reader = new LineReader(socket, o.maxLineLength + 4096, 'ERR_CLIENT_CLOSED');
+          reader = new LineReader(client.socket, o.maxLineLength + 4096, 'ERR_CLIENT_CLOSED');
           break;
         }
         case 'USER':
@@ -229,6 +206,6 @@ export async function runPop3Session(c: Connection, o: MailProxyOptions): Promis
       }
     }
   } finally {
-    clearTimeout(deadline);
+    client.stopDeadline();
   }
 }
