@@ -6,6 +6,7 @@ import { MeshDialer } from '../../sidecar/mesh/dialer.ts';
 import { isMeshError } from '../../sidecar/mesh/errors.ts';
 import { startIngress, type AcceptedSession, type Ingress } from '../../sidecar/mesh/ingress.ts';
 import { readUntil, startBackend, type TestBackend } from './backend.ts';
+import { ingressConfig } from './ingress-config.ts';
 import { issueIdentity, makeCa } from './pki.ts';
 
 const ca = makeCa('mail.test');
@@ -18,18 +19,7 @@ describe('mesh dialer', () => {
   const accepted: AcceptedSession[] = [];
   before(async () => {
     backend = await startBackend();
-    ingress = await startIngress({
-      host: '127.0.0.1',
-      port: 0,
-      identity: () => server,
-      trustDomain: () => 'mail.test',
-      bundle: () => ca.bundle,
-      authorize: () => true,
-      revoked: () => ({ serials: new Set(), ids: new Set() }),
-      backends: { 'mailmesh-lmtp': backend.address },
-      clock: systemClock,
-      onAccept: (s) => accepted.push(s),
-    });
+    ingress = await startIngress(ingressConfig(server, ca, backend.address, { onAccept: (s) => accepted.push(s) }));
   });
   after(async () => {
     await ingress?.close();

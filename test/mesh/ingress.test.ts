@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TrustBundle } from '../../ca/bundle.ts';
-import { systemClock } from '../../common/clock.ts';
-import { startIngress, type Ingress } from '../../sidecar/mesh/ingress.ts';
+import { startIngress, type Ingress, type LocalBackend } from '../../sidecar/mesh/ingress.ts';
 import { requireBinary } from '../helpers/real.ts';
 import { readUntil, startBackend, type TestBackend } from './backend.ts';
+import { ingressConfig } from './ingress-config.ts';
 import tls from 'node:tls';
 import { nodeClient, opensslClient } from './clients.ts';
 import { badLeaf, issueIdentity, makeCa } from './pki.ts';
@@ -30,19 +30,13 @@ describe('mesh ingress', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mm-ingress-'));
     backend = await startBackend();
-    ingress = await startIngress({
-      host: '127.0.0.1',
-      port: 0,
-      identity: () => server,
-      trustDomain: () => 'mail.test',
+    ingress = await startIngress(ingressConfig(server, ca, backend.address, {
       // The other trust domain's root is trusted as an anchor, so its leaves reach the TD check.
       bundle: () => new TrustBundle([...ca.bundle.roots, ...otherTd.bundle.roots]),
       intermediates: () => [otherTd.issuer.cert],
       authorize: (id) => !unauthorized.has(id),
       revoked: () => ({ serials: new Set([revokedSerial.serial]), ids: new Set([revokedId.spiffeId]) }),
-      backends: { 'mailmesh-lmtp': backend.address },
-      clock: systemClock,
-    });
+    }));
   });
   after(async () => {
     await ingress?.close();
@@ -127,17 +121,7 @@ describe('mesh ingress', () => {
 test('ingress refuses new connections once its own certificate is expired (fail closed)', async () => {
   const expiredOwn = issueIdentity(ca, 's1', 'a', { now: Date.now() - 3 * H, ttlMs: H });
   const backend = await startBackend();
-  const ingress = await startIngress({
-    host: '127.0.0.1',
-    port: 0,
-    identity: () => expiredOwn,
-    trustDomain: () => 'mail.test',
-    bundle: () => ca.bundle,
-    authorize: () => true,
-    revoked: () => ({ serials: new Set(), ids: new Set() }),
-    backends: { 'mailmesh-lmtp': backend.address },
-    clock: systemClock,
-  });
+  const ingress = await startIngress(ingressConfig(expiredOwn, ca, backend.address));
   try {
     const seen = await nodeClient(ingress.port, { ...good, line: 'HELLO' });
     assert.equal(seen.refused, true);
@@ -152,11 +136,7 @@ test('ingress refuses new connections once its own certificate is expired (fail 
 test('recheck() closes spliced sessions whose peer a new snapshot revoked; others keep running', async () => {
   const backend = await startBackend();
   const revokedSerials = new Set<string>();
-  const ingress = await startIngress({
-    host: '127.0.0.1', port: 0, identity: () => server, trustDomain: () => 'mail.test', bundle: () => ca.bundle,
-    authorize: () => true, revoked: () => ({ serials: revokedSerials, ids: new Set() }),
-    backends: { 'mailmesh-lmtp': backend.address }, clock: systemClock,
-  });
+  const ingress = await startIngress(ingressConfig(server, ca, backend.address, { revoked: () => ({ serials: revokedSerials, ids: new Set() }) }));
   const other = issueIdentity(ca, 's2', 'e');
   const open = async (id: { keyPem: string; chainPem: string }) => {
     const socket = tls.connect({ port: ingress.port, host: '127.0.0.1', key: id.keyPem, cert: id.chainPem, ca: ca.bundlePem, ALPNProtocols: ['mailmesh-lmtp'], checkServerIdentity: () => undefined });
@@ -186,17 +166,15 @@ test('recheck() closes spliced sessions whose peer a new snapshot revoked; other
 });
 
 describe('ingress backends other than loopback TCP', () => {
-  const opts = (backends: Parameters<typeof startIngress>[0]['backends'], revoked = new Set<string>()) => ({
-    host: '127.0.0.1', port: 0, identity: () => server, trustDomain: () => 'mail.test', bundle: () => ca.bundle,
-    authorize: (id: string) => !unauthorized.has(id), revoked: () => ({ serials: revoked, ids: new Set<string>() }), backends, clock: systemClock,
-  });
+  const opts = (backend: string | LocalBackend, revoked = new Set<string>()) =>
+    ingressConfig(server, ca, backend, { authorize: (id) => !unauthorized.has(id), revoked: () => ({ serials: revoked, ids: new Set<string>() }) });
   const open = (port: number, id: { keyPem: string; chainPem: string }) =>
     tls.connect({ port, host: '127.0.0.1', key: id.keyPem, cert: id.chainPem, ca: ca.bundlePem, ALPNProtocols: ['mailmesh-lmtp'], checkServerIdentity: () => undefined });
 
   test('unix:/path backend: sessions are spliced to a Unix-domain socket', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mm-ingress-unix-'));
     const backend = await startBackend('220 unix backend', { unixPath: join(dir, 'lmtp.sock') });
-    const ingress = await startIngress(opts({ 'mailmesh-lmtp': backend.address }));
+    const ingress = await startIngress(opts(backend.address));
     const socket = open(ingress.port, good);
     try {
       await readUntil(socket, /220 unix backend/);
@@ -213,14 +191,14 @@ describe('ingress backends other than loopback TCP', () => {
   });
 
   test('a backend address that is neither host:port nor unix:/absolute is refused at start', async () => {
-    await assert.rejects(startIngress(opts({ 'mailmesh-lmtp': 'unix:relative.sock' })), { code: 'ERR_MESH_BAD_ADDRESS' });
-    await assert.rejects(startIngress(opts({ 'mailmesh-lmtp': 'localhost' })), { code: 'ERR_MESH_BAD_ADDRESS' });
+    await assert.rejects(startIngress(opts('unix:relative.sock')), { code: 'ERR_MESH_BAD_ADDRESS' });
+    await assert.rejects(startIngress(opts('localhost')), { code: 'ERR_MESH_BAD_ADDRESS' });
   });
 
   test('in-process backend: gets the checked session itself; refused peers never reach it; recheck and close cut it', async () => {
     const backend = await startBackend('220 in-process'); // its TCP listener stays unused
     const revoked = new Set<string>();
-    const ingress = await startIngress(opts({ 'mailmesh-lmtp': (session) => backend.serve(session) }, revoked));
+    const ingress = await startIngress(opts((session) => backend.serve(session), revoked));
     const a = open(ingress.port, good);
     try {
       await readUntil(a, /220 in-process/);

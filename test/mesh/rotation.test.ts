@@ -12,6 +12,7 @@ import { MeshDialer } from '../../sidecar/mesh/dialer.ts';
 import { isMeshError } from '../../sidecar/mesh/errors.ts';
 import { startIngress, type AcceptedSession } from '../../sidecar/mesh/ingress.ts';
 import { readUntil, startBackend } from './backend.ts';
+import { ingressConfig } from './ingress-config.ts';
 import { FakeSource, makeCa } from './pki.ts';
 
 const H = 3_600_000;
@@ -26,18 +27,11 @@ test('rotation under traffic: no session fails, new handshakes present the new c
   const clientRot = new IdentityRotator({ source: clientSource, clock, stateDir: join(dir, 'client'), joinToken: 'tc', random: () => 0.3 });
   const backend = await startBackend();
   const accepted: AcceptedSession[] = [];
-  const ingress = await startIngress({
-    host: '127.0.0.1',
-    port: 0,
-    identity: () => serverRot.current(),
-    trustDomain: () => 'mail.test',
-    bundle: () => ca.bundle,
+  const ingress = await startIngress(ingressConfig(() => serverRot.current(), ca, backend.address, {
     authorize: (id) => id.startsWith('spiffe://mail.test/shard/s2/'),
-    revoked: () => ({ serials: new Set(), ids: new Set() }),
-    backends: { 'mailmesh-lmtp': backend.address },
     clock,
     onAccept: (s) => accepted.push(s),
-  });
+  }));
   const dialer = new MeshDialer({
     identity: () => clientRot.current(),
     bundle: () => ca.bundle,

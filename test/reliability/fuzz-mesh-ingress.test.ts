@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import { systemClock } from '../../common/clock.ts';
 import { startIngress, type Ingress } from '../../sidecar/mesh/ingress.ts';
 import { startBackend, type TestBackend } from '../mesh/backend.ts';
+import { ingressConfig } from '../mesh/ingress-config.ts';
 import { nodeClient } from '../mesh/clients.ts';
 import { issueIdentity, makeCa } from '../mesh/pki.ts';
 import { Rng, fuzzSeed, iterations, pool, replayHint } from './fuzz-kit.ts';
@@ -48,18 +48,7 @@ async function captureClientHello(): Promise<Buffer> {
 before(async () => {
   clientHello = await captureClientHello();
   backend = await startBackend();
-  ingress = await startIngress({
-    host: '127.0.0.1',
-    port: 0,
-    identity: () => server,
-    trustDomain: () => 'mail.test',
-    bundle: () => ca.bundle,
-    authorize: () => true,
-    revoked: () => ({ serials: new Set(), ids: new Set() }),
-    backends: { 'mailmesh-lmtp': backend.address },
-    clock: systemClock,
-    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-  });
+  ingress = await startIngress(ingressConfig(server, ca, backend.address, { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS }));
 });
 after(async () => {
   await ingress?.close();

@@ -16,12 +16,13 @@ import type { Issuer } from '../../ca/issuer.ts';
 import { generateKeyPair, privateKeyToPem } from '../../ca/keys.ts';
 import { loadCa } from '../../ca/load.ts';
 import { isApiError, type ControlPlaneClient } from '../../api/client.ts';
-import { ManualClock, systemClock } from '../../common/clock.ts';
+import { ManualClock } from '../../common/clock.ts';
 import type { ControlPlane } from '../../control-plane/start.ts';
 import { createJoinToken, loadOrCreateTokenKey } from '../../control-plane/token.ts';
 import { startIngress, type Ingress } from '../../sidecar/mesh/ingress.ts';
 import { adminCert, anonClient, makeWorld, newKey, startTestControlPlane, TD } from '../control-plane/helpers.ts';
 import { startBackend, type TestBackend } from '../mesh/backend.ts';
+import { ingressConfig } from '../mesh/ingress-config.ts';
 import { nodeClient } from '../mesh/clients.ts';
 import { badLeaf, issueIdentity, makeCa } from '../mesh/pki.ts';
 import { summary } from './summary.ts';
@@ -59,19 +60,13 @@ describe('mesh ingress: refused peers', () => {
   let ingress: Ingress;
   before(async () => {
     backend = await startBackend();
-    ingress = await startIngress({
-      host: '127.0.0.1',
-      port: 0,
-      identity: () => server,
-      trustDomain: () => 'mail.test',
+    ingress = await startIngress(ingressConfig(server, ca, backend.address, {
       // The other trust domain's root is an anchor here, so its leaves reach the trust-domain check.
       bundle: () => new TrustBundle([...ca.bundle.roots, ...otherTd.bundle.roots]),
       intermediates: () => [otherTd.issuer.cert],
       authorize: (id) => id !== stranger.spiffeId,
       revoked: () => ({ serials: new Set([revokedSerial.serial]), ids: new Set([revokedId.spiffeId]) }),
-      backends: { 'mailmesh-lmtp': backend.address },
-      clock: systemClock,
-    });
+    }));
   });
   after(async () => {
     await ingress?.close();
@@ -122,19 +117,11 @@ describe('mesh ingress: root rotation retires the old root', () => {
   let ingress: Ingress;
   before(async () => {
     backend = await startBackend();
-    ingress = await startIngress({
-      host: '127.0.0.1',
-      port: 0,
-      identity: () => server,
-      trustDomain: () => 'mail.test',
+    ingress = await startIngress(ingressConfig(server, newCa, backend.address, {
       bundle: () => bundle,
       // The snapshot carries the old issuing CA during the overlap (and may keep carrying it).
       intermediates: () => [oldCa.issuer.cert],
-      authorize: () => true,
-      revoked: () => ({ serials: new Set(), ids: new Set() }),
-      backends: { 'mailmesh-lmtp': backend.address },
-      clock: systemClock,
-    });
+    }));
   });
   after(async () => {
     await ingress?.close();
