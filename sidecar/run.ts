@@ -16,7 +16,7 @@ import { startMaildirLmtp } from './maildir/server.ts';
 import { Deliverer } from './mail/deliver.ts';
 import { LmtpSender } from './mail/lmtp-sender.ts';
 import { TcpPool } from './mail/lease.ts';
-import { embeddedHandoff, postfixHandoff } from './mail/handoff.ts';
+import { embeddedHandoff, postfixHandoff, type Handoff } from './mail/handoff.ts';
 import { startFrontDoor } from './mail/frontdoor.ts';
 import { startEgress } from './mail/egress.ts';
 import { startFilter } from './mail/filter.ts';
@@ -163,7 +163,13 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
 
     if (cfg.listen.smtp) {
       const smtp = splitAddress(cfg.listen.smtp);
-      const handoff = cfg.mode === 'postfix' ? postfixHandoff(cfg.backends.postfix!, cfg.hostname) : embeddedHandoff(deliverer);
+      let handoff: Handoff = embeddedHandoff(deliverer);
+      if (cfg.mode === 'postfix') {
+        const toPostfix = postfixHandoff(cfg.backends.postfix!, cfg.hostname);
+        // Its pooled sessions to Postfix would keep the process alive after close().
+        closers.push(() => toPostfix.close());
+        handoff = toPostfix;
+      }
       const publicTls = cfg.publicTls ? { key: await readFile(cfg.publicTls.key), cert: await readFile(cfg.publicTls.cert) } : undefined;
       const door = await startFrontDoor({
         host: smtp.host, port: smtp.port, hostname: cfg.hostname, tls: publicTls,

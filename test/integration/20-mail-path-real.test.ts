@@ -97,6 +97,17 @@ test('real Postfix + Dovecot mail path', { timeout: 240_000 }, async (t) => {
       assert.match(unhosted.text, /5\.7\.1/);
       assert.equal(await mesh.real.get('tokyo-1')!.postfix.queued(), 0);
     });
+
+    await t.test('SIGTERM stops every sidecar at once, pooled sessions to Postfix, the mesh and Dovecot included', async () => {
+      // Tokyo and osaka have handed mail to Postfix and carried it over the mesh above: their pools
+      // hold open sessions, which must not keep the process alive until the SIGKILL.
+      for (const [id, sidecar] of mesh.sidecars) {
+        const started = Date.now();
+        await sidecar.stop(10_000);
+        assert.equal(sidecar.child.signalCode, null, `${id} needed SIGKILL after ${Date.now() - started} ms`);
+        assert.equal(sidecar.child.exitCode, 0, id);
+      }
+    });
   } finally {
     await mesh.cleanup();
   }
