@@ -34,11 +34,15 @@ export interface SendRequest {
   from: string;
   /** Envelope recipients, in order; results come back in the same order. */
   recipients: string[];
-  /** The message (header + body). Bare LF is sent as CRLF; dot-stuffing is done here. */
-  body: Buffer | Readable;
-  /** Size for the SIZE parameter; default the Buffer's length (unknown for a stream). */
+  /** The message (header + body). Bare LF is sent as CRLF; dot-stuffing is done here.
+   * A promise (a relay still receiving the message from its own sender): MAIL, RCPT and DATA go
+   * out at once and the body follows when it resolves, so only the body and the final reply are
+   * left when it arrives; `undefined` withdraws the message (after a 354 the connection is
+   * dropped, so nothing is delivered) and every accepted recipient gets `451 4.3.0`. */
+  body: Buffer | Readable | Promise<Buffer | undefined>;
+  /** Size for the SIZE parameter; default the Buffer's length (unknown for a stream or promise). */
   size?: number;
-  /** Whether the body has 8-bit octets; computed for a Buffer, assumed true for a stream. */
+  /** Whether the body has 8-bit octets; computed for a Buffer, assumed true otherwise. */
   eightBit?: boolean;
   /** Force the SMTPUTF8 parameter (RFC 6531 §3.4), e.g. for UTF-8 headers; default: only when
    * an envelope address is not ASCII. */
@@ -287,7 +291,12 @@ export class MailClient {
       this.noteClosing(dataReply);
       return refuseAll(dataReply.code, dataReply.enhanced, dataReply.message, accepted);
     }
-    await this.writeBody(req.body);
+    const body = await req.body;
+    if (body === undefined) {
+      this.breakConnection();
+      return refuseAll(451, '4.3.0', 'message withdrawn before its body was sent', accepted);
+    }
+    await this.writeBody(body);
     const finals: SmtpReply[] = [];
     // RFC 2033 §4.2: one reply per accepted RCPT, in RCPT order; SMTP: one reply for all.
     const count = this.lmtp ? accepted.length : 1;

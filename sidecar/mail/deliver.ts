@@ -13,10 +13,14 @@ export interface Envelope {
   recipients: string[];
 }
 
+/** A message, or the promise of one still arriving from its sender: a transaction can open while
+ * the body is read; `undefined` withdraws it (too big, refused) and nothing is stored. */
+export type Body = Buffer | Promise<Buffer | undefined>;
+
 /** Carries one delivery to one shard's mail store and reports one reply per recipient, in order.
  * Never throws: transport trouble becomes 4xx replies, so the sender's queue keeps the message. */
 export interface ShardSender {
-  send(shardId: string, envelope: Envelope, body: Buffer): Promise<Reply[]>;
+  send(shardId: string, envelope: Envelope, body: Body): Promise<Reply[]>;
 }
 
 /** Configuration of a {@link Deliverer}. */
@@ -40,8 +44,9 @@ export class Deliverer {
     this.cfg = cfg;
   }
 
-  /** Deliver `body` to every recipient's owning shard. */
-  async deliver(envelope: Envelope, body: Buffer): Promise<Reply[]> {
+  /** Deliver `body` to every recipient's owning shard; given a promise, every owner's
+   * transaction opens at once and the body follows when it resolves. */
+  async deliver(envelope: Envelope, body: Body): Promise<Reply[]> {
     const replies: Reply[] = new Array(envelope.recipients.length);
     const groups = new Map<string, number[]>();
     envelope.recipients.forEach((rcpt, i) => {

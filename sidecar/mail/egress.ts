@@ -1,7 +1,7 @@
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../common/log.ts';
 import type { Deliverer, Placement } from './deliver.ts';
-import { isOk, type Reply } from './reply.ts';
+import { isOk, tempfail, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { coalesceReplies } from './coalesce.ts';
 import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
@@ -63,12 +63,24 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       const rcpts = accepted.get(session.envelope) ?? session.envelope.rcptTo.map((r) => r.address);
       // smtp-server types the LMTP array form loosely; each entry is a string or an Error.
       const answer = (perRcpt: (rcpt: string) => Reply) => callback(null, rcpts.map((r) => lmtpReply(perRcpt(r))) as unknown as string);
+      const recipients = session.envelope.rcptTo.map((r) => r.address);
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      // The owners' transactions open now, while Postfix sends the body; `undefined` withdraws it.
+      let settle!: (body: Buffer | undefined) => void;
+      const delivered = cfg.deliverer
+        .deliver({ from, recipients }, new Promise<Buffer | undefined>((resolve) => (settle = resolve)))
+        .catch((err: Error) => {
+          cfg.log.error({ event: 'egress.error', err: err.message }, 'egress failure');
+          return recipients.map(() => tempfail('local error, try again later', '4.3.0'));
+        });
       void (async () => {
-        const recipients = session.envelope.rcptTo.map((r) => r.address);
-        const body = await readBounded(stream, cfg.maxSize);
+        const body = await readBounded(stream, cfg.maxSize).catch((err: Error) => {
+          settle(undefined);
+          throw err;
+        });
+        settle(body);
         if (!body) return answer(() => tooBig(cfg.maxSize));
-        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-        const replies = await cfg.deliverer.deliver({ from, recipients }, body);
+        const replies = await delivered;
         cfg.onResult?.(replies, recipients);
         cfg.log.info({ event: 'egress.delivery', session: session.id, replies: replies.map((r) => r.code) }, 'egress delivery');
         const byAddress = new Map(recipients.map((r, i) => [r.toLowerCase(), replies[i]]));

@@ -6,6 +6,7 @@ import { readBounded } from './read-body.ts';
 import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
 import { enforceLineDeadline } from './line-deadline.ts';
 import { coalesceReplies } from './coalesce.ts';
+import type { Handoff } from './handoff.ts';
 
 /** What the mail-authentication step decided for one message (see sidecar/auth). */
 export interface CheckOutcome {
@@ -45,8 +46,9 @@ export interface FrontDoorConfig {
   isKnownUser?: (address: string) => boolean | undefined;
   /** Mail authentication (SPF/DKIM/DMARC/ARC); absent = no checks (mesh-internal listeners). */
   check?: (input: CheckInput) => Promise<CheckOutcome>;
-  /** Hands the message to a durable store and returns the answer the sender hears. */
-  handoff: (envelope: { from: string; recipients: string[] }, message: Buffer) => Promise<Reply>;
+  /** Hands the message to a durable store and returns the answer the sender hears. Called when
+   * the sender says DATA, with a promise of the message (see {@link Handoff}). */
+  handoff: Handoff;
   log: Logger;
   /** Called once per transaction with its outcome, for metrics. */
   onResult?: (result: 'accepted' | 'rejected' | 'deferred', recipients: string[]) => void;
@@ -107,15 +109,27 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       callback();
     },
     onData(stream, session, callback) {
+      const recipients = session.envelope.rcptTo.map((r) => r.address);
+      const mailFrom = session.envelope.mailFrom;
+      const from = mailFrom ? mailFrom.address : '';
+      const args = (mailFrom && mailFrom.args) || {};
+      // The store's transaction starts now, while the body arrives (Postfix: MAIL, RCPT and DATA go
+      // out at once); it gets the message once read and checked, or `undefined`: nothing is stored.
+      let settle!: (message: Buffer | undefined) => void;
+      const ready = new Promise<Buffer | undefined>((resolve) => (settle = resolve));
+      const eightBit = /^8BITMIME$/i.test(String(args.BODY ?? '')) || 'SMTPUTF8' in args;
+      const handed = cfg.handoff({ from, recipients, eightBit }, ready).catch((err: Error): Reply => {
+        cfg.log.error({ event: 'smtp.error', err: err.message }, 'hand-off failure');
+        return { code: 451, enhanced: '4.3.0', message: 'local error, try again later' };
+      });
       void (async () => {
-        const recipients = session.envelope.rcptTo.map((r) => r.address);
         const body = await readBounded(stream, cfg.maxSize);
         // Over the limit (RFC 1870 §6.3): 552 5.3.4, and nothing of it was kept.
         if (!body) {
+          settle(undefined);
           cfg.onResult?.('rejected', recipients);
           return callback(replyError(tooBig(cfg.maxSize)));
         }
-        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         let message = body;
         // One event per message: its queue id (Postfix's, when it queued it), owning shards, the
         // authentication verdict and the reply. Never the body, never addresses' local parts.
@@ -129,13 +143,15 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
           const outcome = await cfg.check({ message: body, ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', mailFrom: from, recipients });
           auth = outcome.auth;
           if (outcome.refuse) {
+            settle(undefined);
             logMessage(outcome.refuse, auth);
             cfg.onResult?.(outcome.refuse.code >= 500 ? 'rejected' : 'deferred', recipients);
             return callback(replyError(outcome.refuse));
           }
           message = outcome.message;
         }
-        const reply = await cfg.handoff({ from, recipients }, message);
+        settle(message);
+        const reply = await handed;
         logMessage(reply, auth);
         if (reply.code >= 200 && reply.code < 300) {
           cfg.onResult?.('accepted', recipients);
@@ -144,6 +160,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         cfg.onResult?.(reply.code >= 500 ? 'rejected' : 'deferred', recipients);
         callback(replyError(reply));
       })().catch((err: Error) => {
+        settle(undefined);
         cfg.log.error({ event: 'smtp.error', err: err.message }, 'front door failure');
         callback(replyError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
       });

@@ -4,18 +4,28 @@ import type { Deliverer, Envelope } from './deliver.ts';
 import { TcpPool } from './lease.ts';
 import { collapse, isOk, tempfail, type Reply } from './reply.ts';
 
-/** Hands a message to a durable store and returns the one reply the SMTP sender hears. */
-export type Handoff = (envelope: Envelope, message: Buffer) => Promise<Reply>;
+/** The envelope of a hand-off; `eightBit` is what the sender declared (BODY=8BITMIME), used
+ * when the message is still arriving and cannot be inspected yet. */
+export type HandoffEnvelope = Envelope & { eightBit?: boolean };
+
+/**
+ * Hands a message to a durable store and returns the one reply the SMTP sender hears. The
+ * message may be a promise: a front door calls this when its sender says DATA, so a store that
+ * can (Postfix) opens its transaction while the body arrives; the promise resolves to the checked
+ * message, or to `undefined` when it must not be stored (too big, refused): nothing is stored then.
+ */
+export type Handoff = (envelope: HandoffEnvelope, message: Buffer | Promise<Buffer | undefined>) => Promise<Reply>;
 
 /**
  * Postfix mode: re-inject into the local Postfix's trusted smtpd (no content filter, no
  * restrictions) and answer the sender with Postfix's own reply, so `250` means Postfix's queue
- * has it. Any trouble reaching Postfix is a 4xx: the sender keeps the message.
+ * has it. Any trouble reaching Postfix is a 4xx: the sender keeps the message. Given a promise,
+ * MAIL, RCPT and DATA go to Postfix at once (one round trip off each message's latency).
  */
 export function postfixHandoff(address: string, heloName: string): Handoff & { close(): void } {
   const pool = new TcpPool(address);
   const clients = new WeakMap<Duplex, MailClient>();
-  const handoff = async (envelope: Envelope, message: Buffer): Promise<Reply> => {
+  const handoff: Handoff = async (envelope, message) => {
     let lease;
     try {
       lease = await pool.acquire();
@@ -30,7 +40,8 @@ export function postfixHandoff(address: string, heloName: string): Handoff & { c
       }
       // All or nothing: the sender hears one reply, so a deferred recipient must not leave the
       // others queued (the sender's retry would queue them twice).
-      const result = await client.send({ from: envelope.from, recipients: envelope.recipients, body: message, holdOnDeferral: true });
+      const eightBit = Buffer.isBuffer(message) ? undefined : envelope.eightBit;
+      const result = await client.send({ from: envelope.from, recipients: envelope.recipients, body: message, eightBit, holdOnDeferral: true });
       lease.release(client.usable);
       const replies = result.recipients.map((r) => ({ code: r.code, enhanced: r.enhanced ?? (r.code < 300 ? '2.0.0' : r.code < 500 ? '4.0.0' : '5.0.0'), message: r.message }));
       // All accepted: the sender hears Postfix's own words ("Ok: queued as …").
@@ -48,5 +59,6 @@ export function postfixHandoff(address: string, heloName: string): Handoff & { c
  * accepted. A retry after a partial failure is safe because the owners deliver idempotently.
  */
 export function embeddedHandoff(deliverer: Deliverer): Handoff {
-  return async (envelope, message) => collapse(await deliverer.deliver(envelope, message));
+  // Given a promise, every owner's transaction opens while the body arrives.
+  return async (envelope, message) => collapse(await deliverer.deliver({ from: envelope.from, recipients: envelope.recipients }, message));
 }

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { MailClient } from '../lmtp/client.ts';
-import type { Envelope, ShardSender } from './deliver.ts';
+import type { Body, Envelope, ShardSender } from './deliver.ts';
 import type { Connector } from './lease.ts';
 import { tempfail, type Reply } from './reply.ts';
 
@@ -25,7 +25,7 @@ export class LmtpSender implements ShardSender {
     this.cfg = cfg;
   }
 
-  async send(shardId: string, envelope: Envelope, body: Buffer): Promise<Reply[]> {
+  async send(shardId: string, envelope: Envelope, body: Body): Promise<Reply[]> {
     let lease;
     try {
       lease = await this.cfg.connect(shardId);

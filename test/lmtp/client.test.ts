@@ -320,6 +320,58 @@ describe('MailClient over SMTP', () => {
   });
 });
 
+describe('MailClient with a body still arriving (a promise)', () => {
+  /** A pipelining server that records lines and announces the moment it answered DATA. */
+  async function recordingServer() {
+    const lines: string[] = [];
+    let opened!: () => void;
+    const dataOpened = new Promise<void>((resolve) => (opened = resolve));
+    let closed = false;
+    const port = await startRaw('220 raw ESMTP\r\n', (line, s) => {
+      lines.push(line);
+      s.once('close', () => (closed = true));
+      if (line.startsWith('EHLO')) s.write('250-raw\r\n250-8BITMIME\r\n250 PIPELINING\r\n');
+      else if (line.startsWith('MAIL') || line.startsWith('RCPT') || line === 'RSET') s.write('250 ok\r\n');
+      else if (line === 'DATA') {
+        s.write('354 go\r\n');
+        opened();
+      } else if (line === '.') s.write('250 queued\r\n');
+    });
+    return { port, lines, dataOpened, closed: () => closed };
+  }
+
+  test('MAIL, RCPT and DATA go out before the body exists; the body follows when it resolves', async () => {
+    const srv = await recordingServer();
+    const client = await open(srv.port, false);
+    let resolveBody!: (b: Buffer) => void;
+    const sending = client.send({ from: 'a@x.test', recipients: ['b@y.test'], body: new Promise<Buffer>((r) => (resolveBody = r)), eightBit: false });
+    await srv.dataOpened;
+    assert.deepEqual(srv.lines, ['EHLO client.test', 'MAIL FROM:<a@x.test>', 'RCPT TO:<b@y.test>', 'DATA'], 'no SIZE (unknown yet), no BODY (the sender declared 7-bit)');
+    resolveBody(Buffer.from('Subject: s\r\n\r\n.dot\r\n'));
+    const res = await sending;
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.accepted]), [[250, true]]);
+    assert.deepEqual(srv.lines.slice(4), ['Subject: s', '', '..dot', '.'], 'the body, dot-stuffed, then the end');
+    assert.equal(client.usable, true);
+    await client.quit();
+  });
+
+  test('a withdrawn body (undefined) after the 354: the connection is dropped, no end of data, every recipient 451 4.3.0', async () => {
+    const srv = await recordingServer();
+    const client = await open(srv.port, false);
+    let resolveBody!: (b: Buffer | undefined) => void;
+    const sending = client.send({ from: 'a@x.test', recipients: ['b@y.test', 'c@y.test'], body: new Promise<Buffer | undefined>((r) => (resolveBody = r)) });
+    await srv.dataOpened;
+    resolveBody(undefined);
+    const res = await sending;
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.enhanced, r.accepted]), [[451, '4.3.0', false], [451, '4.3.0', false]]);
+    assert.equal(client.usable, false);
+    for (let i = 0; i < 100 && !srv.closed(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(srv.closed(), 'the server saw the connection close mid-DATA, which discards the message (RFC 5321 §4.1.1.4)');
+    assert.ok(!srv.lines.includes('.'), JSON.stringify(srv.lines));
+    assert.ok(srv.lines.includes('MAIL FROM:<a@x.test> BODY=8BITMIME'), 'undeclared content is declared 8-bit, as for a stream');
+  });
+});
+
 describe('MailClient failures', () => {
   test('a server that stops answering gives ERR_SMTP_TIMEOUT and an unusable connection', async () => {
     const port = await startRaw('220 slow LMTP\r\n', (line, s) => {

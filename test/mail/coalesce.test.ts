@@ -77,7 +77,7 @@ test('front door: a pipelined MAIL/RCPT/DATA group is answered 250, 250, 354 in 
     host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 20, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
     placement, log: pino({ level: 'silent' }),
     handoff: async (env, message) => {
-      got.push(`${env.from} ${env.recipients.join(',')} ${message.toString()}`);
+      got.push(`${env.from} ${env.recipients.join(',')} ${(await message)!.toString()}`);
       return { code: 250, enhanced: '2.0.0', message: 'Ok: queued' };
     },
   });

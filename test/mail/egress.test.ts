@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { pino } from 'pino';
 import { startEgress } from '../../sidecar/mail/egress.ts';
-import { Deliverer, type Envelope, type Placement } from '../../sidecar/mail/deliver.ts';
+import { Deliverer, type Body, type Envelope, type Placement } from '../../sidecar/mail/deliver.ts';
 
 const placement: Placement = () => ({ kind: 'shard', shardId: 'osaka-1' });
 
@@ -56,8 +56,20 @@ test('egress: a recipient sent twice gets two LMTP replies, and is delivered onc
   }
 });
 
-test('egress: an oversized message gets one 552 per accepted RCPT, duplicates included', async () => {
-  const sender = { send: async (_s: string, env: Envelope) => env.recipients.map(() => ({ code: 250, enhanced: '2.0.0', message: 'stored' })) };
+test('egress: an oversized message gets one 552 per accepted RCPT, duplicates included; the owner never gets it', async () => {
+  // The owner's transaction opens at DATA, while Postfix sends the body; an oversized body is
+  // withdrawn (undefined), so nothing is stored there.
+  const stored: Buffer[] = [];
+  let opened = 0;
+  const sender = {
+    send: async (_s: string, env: Envelope, body: Body) => {
+      opened++;
+      const got = await body;
+      if (!got) return env.recipients.map(() => ({ code: 451, enhanced: '4.3.0', message: 'withdrawn' }));
+      stored.push(got);
+      return env.recipients.map(() => ({ code: 250, enhanced: '2.0.0', message: 'stored' }));
+    },
+  };
   const egress = await startEgress({
     host: '127.0.0.1', port: 0, hostname: 'egress.test', maxSize: 100, placement, log: pino({ level: 'silent' }),
     deliverer: new Deliverer({ placement, localShard: 'tokyo-1', local: sender, remote: sender }),
@@ -65,6 +77,8 @@ test('egress: an oversized message gets one 552 per accepted RCPT, duplicates in
   try {
     const replies = await lmtpSession(egress.port, ['bob@mail.test', 'bob@mail.test'], `Subject: x\r\n\r\n${'a'.repeat(300)}`);
     assert.deepEqual(replies.map((l) => l.slice(0, 3)), ['552', '552']);
+    assert.equal(opened, 1, 'the owner\'s transaction opened at DATA');
+    assert.equal(stored.length, 0);
   } finally {
     await egress.close();
   }

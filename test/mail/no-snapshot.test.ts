@@ -15,8 +15,8 @@ test('front door before the first snapshot: RCPT is 451 4.3.0, not 501 5.1.3', a
   const door = await startFrontDoor({
     host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 16, maxRecipients: 10, maxClients: 5, socketTimeoutMs: 10_000,
     placement: view.placement, isKnownUser: view.knownUser, log: pino({ level: 'silent' }),
-    handoff: async () => {
-      handed++;
+    handoff: async (_envelope, message) => {
+      if (await message) handed++;
       return { code: 250, enhanced: '2.0.0', message: 'ok' };
     },
   });

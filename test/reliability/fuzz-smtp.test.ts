@@ -233,8 +233,11 @@ describe('SMTP front door fuzzing', () => {
       placement,
       isKnownUser,
       handoff: async (envelope, message) => {
+        // Called at DATA; the message arrives when read and checked, undefined when refused.
+        const body = await message;
+        if (!body) return { code: 451, enhanced: '4.3.0', message: 'withdrawn' };
         const id = nextId++;
-        deliveries.push({ id, from: envelope.from, recipients: [...envelope.recipients], size: message.length });
+        deliveries.push({ id, from: envelope.from, recipients: [...envelope.recipients], size: body.length });
         return { code: 250, enhanced: '2.0.0', message: `queued as Q${id}` };
       },
       log: pino({ level: 'silent' }),

@@ -1,0 +1,120 @@
+// The front door opens Postfix's transaction when its sender says DATA (MAIL, RCPT and DATA go to
+// Postfix while the body arrives), so only the body and Postfix's final reply are left after the
+// sender's final dot. A message that must not be kept (over SIZE, refused) is withdrawn: Postfix
+// sees its session dropped mid-DATA and queues nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { SMTPServer } from 'smtp-server';
+import { startFrontDoor } from '../../sidecar/mail/frontdoor.ts';
+import { postfixHandoff } from '../../sidecar/mail/handoff.ts';
+import type { Placement } from '../../sidecar/mail/deliver.ts';
+
+const placement: Placement = () => ({ kind: 'shard', shardId: 'tokyo-1' });
+
+/** A Postfix stand-in: records when DATA opened, what it queued, and sessions that ended mid-DATA. */
+async function fakePostfix() {
+  const state = { dataOpened: 0, queued: [] as string[], cutMidData: 0 };
+  const server = new SMTPServer({
+    authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false,
+    onData(stream, _session, cb) {
+      state.dataOpened++;
+      const chunks: Buffer[] = [];
+      let ended = false;
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        ended = true;
+        state.queued.push(Buffer.concat(chunks).toString());
+        cb(null, '2.0.0 Ok: queued as Q' + state.queued.length);
+      });
+      stream.on('close', () => {
+        if (!ended) state.cutMidData++;
+      });
+    },
+  });
+  server.on('error', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { state, port: (server.server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A raw SMTP client: each step writes a line group and waits for a reply line matching `until`. */
+async function rawClient(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.setEncoding('latin1');
+  let text = '';
+  socket.on('data', (d: string) => (text += d));
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 500 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(text, re);
+    const got = text;
+    text = '';
+    return got;
+  };
+  await waitFor(/^220 /m);
+  socket.write('EHLO client.test\r\n');
+  await waitFor(/^250 /m);
+  return { socket, waitFor };
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond());
+}
+
+test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body; the sender hears Postfix\'s 250', async () => {
+  const pf = await fakePostfix();
+  const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
+  const door = await startFrontDoor({
+    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
+    placement, log: pino({ level: 'silent' }), handoff,
+  });
+  try {
+    const c = await rawClient(door.port);
+    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
+    await c.waitFor(/^354 /m);
+    await until(() => pf.state.dataOpened === 1);
+    assert.equal(pf.state.queued.length, 0, 'nothing queued before the body');
+    c.socket.write('Subject: early\r\n\r\nbody\r\n.\r\n');
+    const reply = await c.waitFor(/^250 .*queued as Q1/m);
+    assert.match(reply, /queued as Q1/);
+    assert.deepEqual(pf.state.queued, ['Subject: early\r\n\r\nbody\r\n']);
+    c.socket.destroy();
+  } finally {
+    await door.close();
+    handoff.close();
+    await pf.close();
+  }
+});
+
+test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to the sender, Postfix\'s session cut mid-DATA, nothing queued', async () => {
+  const pf = await fakePostfix();
+  const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
+  const door = await startFrontDoor({
+    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 200, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
+    placement, log: pino({ level: 'silent' }), handoff,
+  });
+  try {
+    const c = await rawClient(door.port);
+    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
+    await c.waitFor(/^354 /m);
+    await until(() => pf.state.dataOpened === 1);
+    c.socket.write(`Subject: big\r\n\r\n${'x'.repeat(500)}\r\n.\r\n`);
+    assert.match(await c.waitFor(/^552 /m), /^552 5\.3\.4 /m);
+    await until(() => pf.state.cutMidData === 1);
+    assert.equal(pf.state.queued.length, 0);
+    // The session goes on; the next message gets a fresh connection to Postfix and is queued.
+    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
+    await c.waitFor(/^354 /m);
+    c.socket.write('Subject: small\r\n\r\nok\r\n.\r\n');
+    await c.waitFor(/^250 .*queued as Q1/m);
+    assert.equal(pf.state.queued.length, 1);
+    c.socket.destroy();
+  } finally {
+    await door.close();
+    handoff.close();
+    await pf.close();
+  }
+});
