@@ -49,6 +49,10 @@ export interface FrontDoorConfig {
   /** Hands the message to a durable store and returns the answer the sender hears. Called when
    * the sender says DATA, with a promise of the message (see {@link Handoff}). */
   handoff: Handoff;
+  /** How long a transaction opened at DATA may wait for the body (and its checks), in ms; then it
+   * is withdrawn and the message handed over once complete. Default 5000: a slow sender must not
+   * hold Postfix's smtpd past its own timeout (`smtpd_timeout`, 10 s under stress). */
+  earlyHandoffMs?: number;
   log: Logger;
   /** Called once per transaction with its outcome, for metrics. */
   onResult?: (result: 'accepted' | 'rejected' | 'deferred', recipients: string[]) => void;
@@ -113,20 +117,29 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       const mailFrom = session.envelope.mailFrom;
       const from = mailFrom ? mailFrom.address : '';
       const args = (mailFrom && mailFrom.args) || {};
-      // The store's transaction starts now, while the body arrives (Postfix: MAIL, RCPT and DATA go
+      const envelope = { from, recipients, eightBit: /^8BITMIME$/i.test(String(args.BODY ?? '')) || 'SMTPUTF8' in args };
+      const handoff = (message: Buffer | Promise<Buffer | undefined>) =>
+        cfg.handoff(envelope, message).catch((err: Error): Reply => {
+          cfg.log.error({ event: 'smtp.error', err: err.message }, 'hand-off failure');
+          return { code: 451, enhanced: '4.3.0', message: 'local error, try again later' };
+        });
+      // The store's transaction opens now, while the body arrives (Postfix: MAIL, RCPT and DATA go
       // out at once); it gets the message once read and checked, or `undefined`: nothing is stored.
       let settle!: (message: Buffer | undefined) => void;
-      const ready = new Promise<Buffer | undefined>((resolve) => (settle = resolve));
-      const eightBit = /^8BITMIME$/i.test(String(args.BODY ?? '')) || 'SMTPUTF8' in args;
-      const handed = cfg.handoff({ from, recipients, eightBit }, ready).catch((err: Error): Reply => {
-        cfg.log.error({ event: 'smtp.error', err: err.message }, 'hand-off failure');
-        return { code: 451, enhanced: '4.3.0', message: 'local error, try again later' };
-      });
+      let early: Promise<Reply> | undefined = handoff(new Promise<Buffer | undefined>((resolve) => (settle = resolve)));
+      const withdraw = setTimeout(() => {
+        settle(undefined);
+        early = undefined;
+      }, cfg.earlyHandoffMs ?? 5000);
+      const finish = (message: Buffer | undefined) => {
+        clearTimeout(withdraw);
+        settle(message);
+      };
       void (async () => {
         const body = await readBounded(stream, cfg.maxSize);
         // Over the limit (RFC 1870 §6.3): 552 5.3.4, and nothing of it was kept.
         if (!body) {
-          settle(undefined);
+          finish(undefined);
           cfg.onResult?.('rejected', recipients);
           return callback(replyError(tooBig(cfg.maxSize)));
         }
@@ -143,15 +156,17 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
           const outcome = await cfg.check({ message: body, ip: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', mailFrom: from, recipients });
           auth = outcome.auth;
           if (outcome.refuse) {
-            settle(undefined);
+            finish(undefined);
             logMessage(outcome.refuse, auth);
             cfg.onResult?.(outcome.refuse.code >= 500 ? 'rejected' : 'deferred', recipients);
             return callback(replyError(outcome.refuse));
           }
           message = outcome.message;
         }
-        settle(message);
-        const reply = await handed;
+        // Withdrawn after `earlyHandoffMs`: a fresh transaction with the complete message.
+        const opened = early;
+        finish(message);
+        const reply = await (opened ?? handoff(message));
         logMessage(reply, auth);
         if (reply.code >= 200 && reply.code < 300) {
           cfg.onResult?.('accepted', recipients);
@@ -160,7 +175,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         cfg.onResult?.(reply.code >= 500 ? 'rejected' : 'deferred', recipients);
         callback(replyError(reply));
       })().catch((err: Error) => {
-        settle(undefined);
+        finish(undefined);
         cfg.log.error({ event: 'smtp.error', err: err.message }, 'front door failure');
         callback(replyError({ code: 451, enhanced: '4.3.0', message: 'local error, try again later' }));
       });

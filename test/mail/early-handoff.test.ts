@@ -118,3 +118,29 @@ test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to th
     await pf.close();
   }
 });
+
+test('front door → Postfix: a body slower than earlyHandoffMs withdraws the open transaction; the complete message is queued once', async () => {
+  const pf = await fakePostfix();
+  const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
+  const door = await startFrontDoor({
+    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
+    placement, log: pino({ level: 'silent' }), handoff, earlyHandoffMs: 100,
+  });
+  try {
+    const c = await rawClient(door.port);
+    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
+    await c.waitFor(/^354 /m);
+    c.socket.write('Subject: slow\r\n\r\nfirst half\r\n');
+    // Postfix must not wait on a slow sender past its own timeout: the session is cut mid-DATA.
+    await until(() => pf.state.cutMidData === 1);
+    assert.equal(pf.state.queued.length, 0);
+    c.socket.write('second half\r\n.\r\n');
+    await c.waitFor(/^250 .*queued as Q1/m);
+    assert.deepEqual(pf.state.queued, ['Subject: slow\r\n\r\nfirst half\r\nsecond half\r\n'], 'one complete copy');
+    c.socket.destroy();
+  } finally {
+    await door.close();
+    handoff.close();
+    await pf.close();
+  }
+});
