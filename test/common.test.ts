@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, stat, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration, formatDuration } from '../common/duration.ts';
@@ -21,8 +21,9 @@ test('parseDuration accepts compound units and refuses 0, 2x, empty', () => {
   assert.equal(formatDuration(5_400_000), '1h30m');
 });
 
-test('writeFileAtomic writes keys 0600 and leaves no temp files', async () => {
+test('writeFileAtomic writes keys 0600 and leaves no temp files', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mm-files-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFileAtomic(join(dir, 'a.key'), 'secret', PRIVATE_MODE);
   assert.equal((await stat(join(dir, 'a.key'))).mode & 0o777, 0o600);
   await writeFilesAtomic([{ path: join(dir, 'b.pem'), data: 'b' }, { path: join(dir, 'c.key'), data: 'c', mode: PRIVATE_MODE }]);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -34,8 +34,9 @@ async function count(dir: string): Promise<number> {
   return (await readdir(join(dir, 'new')).catch(() => [])).length;
 }
 
-test('one message to three shards lands once in each owner, and a retry after a partial failure adds no duplicate', async () => {
+test('one message to three shards lands once in each owner, and a retry after a partial failure adds no duplicate', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mm-embedded-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   const stores: Record<string, MaildirLmtp> = {};
   const ports: Record<string, number> = {};
   // Fixed ports below the ephemeral range: osaka's store is restarted on the same one.

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -18,8 +18,9 @@ import { MailClient } from '../../sidecar/lmtp/client.ts';
 
 const placement: Placement = (address) => (address.toLowerCase().endsWith('@mail.test') ? { kind: 'shard', shardId: 'tokyo-1' } : { kind: 'not-hosted' });
 
-test('8BITMIME byte-exact, SMTPUTF8 accepted, no CHUNKING, recipient limit 452', async () => {
+test('8BITMIME byte-exact, SMTPUTF8 accepted, no CHUNKING, recipient limit 452', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mm-ext-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   const store = await startMaildirLmtp({ host: '127.0.0.1', port: 0, root });
   const pool = new TcpPool(`127.0.0.1:${store.port}`);
   const sender = new LmtpSender({ connect: () => pool.acquire(), heloName: 'tokyo-1a' });

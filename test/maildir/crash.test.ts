@@ -2,7 +2,7 @@
 // give a second copy on retry, and a crash before the rename must not lose the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rename, writeFile, unlink } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, writeFile, unlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deliverOnce, deliveryKey } from '../../sidecar/maildir/store.ts';
@@ -11,8 +11,9 @@ import { maildirPath } from '../../sidecar/maildir/paths.ts';
 const rcpt = 'bob@mail.test';
 const message = Buffer.from('Subject: crash\r\n\r\nbody\r\n');
 
-test('a pending record whose file reached the Maildir counts as delivered (crash after rename)', async () => {
+test('a pending record whose file reached the Maildir counts as delivered (crash after rename)', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mm-crash-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   assert.equal(await deliverOnce(root, rcpt, message), 'delivered');
   const marker = join(root, '.delivered', deliveryKey(message, rcpt));
   const [file] = await readdir(join(maildirPath(root, rcpt), 'new'));
@@ -26,8 +27,9 @@ test('a pending record whose file reached the Maildir counts as delivered (crash
   assert.equal(await deliverOnce(root, rcpt, message), 'duplicate');
 });
 
-test('a pending record whose file never reached the Maildir is delivered again (crash before rename)', async () => {
+test('a pending record whose file never reached the Maildir is delivered again (crash before rename)', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mm-crash-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   assert.equal(await deliverOnce(root, rcpt, message), 'delivered');
   const dir = join(maildirPath(root, rcpt), 'new');
   const [file] = await readdir(dir);
@@ -39,8 +41,9 @@ test('a pending record whose file never reached the Maildir is delivered again (
   assert.deepEqual(await readFile(join(dir, files[0])), message);
 });
 
-test('the idempotency key ignores the Authentication-Results our front door prepends per attempt', async () => {
+test('the idempotency key ignores the Authentication-Results our front door prepends per attempt', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'mm-key-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   const first = Buffer.concat([Buffer.from('Authentication-Results: mx.mail.test; spf=pass\r\n smtp.mailfrom=a@b.test; dmarc=pass\r\n'), message]);
   const retry = Buffer.concat([Buffer.from('Authentication-Results: mx.mail.test; spf=temperror\r\nX-Mailmesh-Quarantine: dmarc=fail\r\n'), message]);
   assert.equal(deliveryKey(first, rcpt), deliveryKey(retry, rcpt));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPolicy, PolicyError, formatProblem, type Problem } from '../../policies/index.ts';
 import { MESH_YAML, policyDir } from './fixtures.ts';
-import { mkdtemp, cp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, cp, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -209,8 +209,9 @@ test('a missing or empty policy directory is a typed error', () => {
   }
 });
 
-test('a workload TTL under 2 minutes is refused with file:line (backdating would make nodes renew without pause)', async () => {
+test('a workload TTL under 2 minutes is refused with file:line (backdating would make nodes renew without pause)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mm-ttl-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   await cp('policies/examples/demo', dir, { recursive: true });
   const mesh = join(dir, 'mesh.yaml');
   await writeFile(mesh, (await readFile(mesh, 'utf8')).replace('workloadTtl: 1h', 'workloadTtl: 90s'));
