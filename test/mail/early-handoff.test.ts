@@ -64,72 +64,66 @@ async function until(cond: () => boolean): Promise<void> {
   assert.ok(cond());
 }
 
-test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body; the sender hears Postfix\'s 250', async () => {
+type Fake = Awaited<ReturnType<typeof fakePostfix>>;
+
+/** A front door handing off to a fake Postfix, torn down after `fn`. */
+async function withDoor(opts: { maxSize?: number; earlyHandoffMs?: number }, fn: (door: { port: number }, pf: Fake) => Promise<void>): Promise<void> {
   const pf = await fakePostfix();
   const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
   const door = await startFrontDoor({
-    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
-    placement, log: pino({ level: 'silent' }), handoff,
+    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: opts.maxSize ?? 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
+    placement, log: pino({ level: 'silent' }), handoff, earlyHandoffMs: opts.earlyHandoffMs,
   });
   try {
-    const c = await rawClient(door.port);
-    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
-    await c.waitFor(/^354 /m);
-    await until(() => pf.state.dataOpened === 1);
-    assert.equal(pf.state.queued.length, 0, 'nothing queued before the body');
-    c.socket.write('Subject: early\r\n\r\nbody\r\n.\r\n');
-    const reply = await c.waitFor(/^250 .*queued as Q1/m);
-    assert.match(reply, /queued as Q1/);
-    assert.deepEqual(pf.state.queued, ['Subject: early\r\n\r\nbody\r\n']);
-    c.socket.destroy();
+    await fn(door, pf);
   } finally {
     await door.close();
     handoff.close();
     await pf.close();
   }
+}
+
+/** MAIL, RCPT and DATA in one group; resolves on the front door's 354. */
+async function openData(c: Awaited<ReturnType<typeof rawClient>>): Promise<void> {
+  c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
+  await c.waitFor(/^354 /m);
+}
+
+test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body; the sender hears Postfix\'s 250', async () => {
+  await withDoor({}, async (door, pf) => {
+    const c = await rawClient(door.port);
+    await openData(c);
+    await until(() => pf.state.dataOpened === 1);
+    assert.equal(pf.state.queued.length, 0, 'nothing queued before the body');
+    c.socket.write('Subject: early\r\n\r\nbody\r\n.\r\n');
+    assert.match(await c.waitFor(/^250 .*queued as Q1/m), /queued as Q1/);
+    assert.deepEqual(pf.state.queued, ['Subject: early\r\n\r\nbody\r\n']);
+    c.socket.destroy();
+  });
 });
 
 test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to the sender, Postfix\'s session cut mid-DATA, nothing queued', async () => {
-  const pf = await fakePostfix();
-  const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
-  const door = await startFrontDoor({
-    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 200, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
-    placement, log: pino({ level: 'silent' }), handoff,
-  });
-  try {
+  await withDoor({ maxSize: 200 }, async (door, pf) => {
     const c = await rawClient(door.port);
-    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
-    await c.waitFor(/^354 /m);
+    await openData(c);
     await until(() => pf.state.dataOpened === 1);
     c.socket.write(`Subject: big\r\n\r\n${'x'.repeat(500)}\r\n.\r\n`);
     assert.match(await c.waitFor(/^552 /m), /^552 5\.3\.4 /m);
     await until(() => pf.state.cutMidData === 1);
     assert.equal(pf.state.queued.length, 0);
     // The session goes on; the next message gets a fresh connection to Postfix and is queued.
-    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
-    await c.waitFor(/^354 /m);
+    await openData(c);
     c.socket.write('Subject: small\r\n\r\nok\r\n.\r\n');
     await c.waitFor(/^250 .*queued as Q1/m);
     assert.equal(pf.state.queued.length, 1);
     c.socket.destroy();
-  } finally {
-    await door.close();
-    handoff.close();
-    await pf.close();
-  }
+  });
 });
 
 test('front door → Postfix: a body slower than earlyHandoffMs withdraws the open transaction; the complete message is queued once', async () => {
-  const pf = await fakePostfix();
-  const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
-  const door = await startFrontDoor({
-    host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
-    placement, log: pino({ level: 'silent' }), handoff, earlyHandoffMs: 100,
-  });
-  try {
+  await withDoor({ earlyHandoffMs: 100 }, async (door, pf) => {
     const c = await rawClient(door.port);
-    c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
-    await c.waitFor(/^354 /m);
+    await openData(c);
     c.socket.write('Subject: slow\r\n\r\nfirst half\r\n');
     // Postfix must not wait on a slow sender past its own timeout: the session is cut mid-DATA.
     await until(() => pf.state.cutMidData === 1);
@@ -138,9 +132,5 @@ test('front door → Postfix: a body slower than earlyHandoffMs withdraws the op
     await c.waitFor(/^250 .*queued as Q1/m);
     assert.deepEqual(pf.state.queued, ['Subject: slow\r\n\r\nfirst half\r\nsecond half\r\n'], 'one complete copy');
     c.socket.destroy();
-  } finally {
-    await door.close();
-    handoff.close();
-    await pf.close();
-  }
+  });
 });
