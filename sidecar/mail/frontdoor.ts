@@ -116,8 +116,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       const recipients = session.envelope.rcptTo.map((r) => r.address);
       const mailFrom = session.envelope.mailFrom;
       const from = mailFrom ? mailFrom.address : '';
-      const args = (mailFrom && mailFrom.args) || {};
-      const envelope = { from, recipients, eightBit: /^8BITMIME$/i.test(String(args.BODY ?? '')) || 'SMTPUTF8' in args };
+      const envelope = { from, recipients };
       const handoff = (message: Buffer | Promise<Buffer | undefined>) =>
         cfg.handoff(envelope, message).catch((err: Error): Reply => {
           cfg.log.error({ event: 'smtp.error', err: err.message }, 'hand-off failure');

@@ -29,33 +29,40 @@ export class TcpPool {
     this.maxIdle = maxIdle;
   }
 
-  /** Lend a connection (an idle one when there is one). */
-  async acquire(): Promise<Lease> {
+  /** Lend an idle connection if one is open now; never opens one. */
+  takeIdle(): Lease | undefined {
     let socket = this.idle.pop();
     while (socket && (socket.destroyed || !socket.writable)) socket = this.idle.pop();
-    if (!socket) {
-      const s = net.connect(this.endpoint);
-      await new Promise<void>((resolve, reject) => {
-        // A backend that never answers the SYN must not hold the delivery: give up, the caller
-        // turns it into a 4xx.
-        const timer = setTimeout(() => {
-          s.destroy();
-          reject(new Error(`connect to ${'path' in this.endpoint ? this.endpoint.path : `${this.endpoint.host}:${this.endpoint.port}`} timed out after ${this.connectTimeoutMs} ms`));
-        }, this.connectTimeoutMs);
-        s.once('connect', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        s.once('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
+    return socket && this.lease(socket);
+  }
+
+  /** Lend a connection (an idle one when there is one). */
+  async acquire(): Promise<Lease> {
+    const idle = this.takeIdle();
+    if (idle) return idle;
+    const s = net.connect(this.endpoint);
+    await new Promise<void>((resolve, reject) => {
+      // A backend that never answers the SYN must not hold the delivery: give up, the caller
+      // turns it into a 4xx.
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`connect to ${'path' in this.endpoint ? this.endpoint.path : `${this.endpoint.host}:${this.endpoint.port}`} timed out after ${this.connectTimeoutMs} ms`));
+      }, this.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
       });
-      s.on('error', () => s.destroy());
-      if (!('path' in this.endpoint)) s.setNoDelay(true);
-      socket = s;
-    }
-    const sock = socket;
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    s.on('error', () => s.destroy());
+    if (!('path' in this.endpoint)) s.setNoDelay(true);
+    return this.lease(s);
+  }
+
+  private lease(sock: net.Socket): Lease {
     return {
       socket: sock,
       release: (reusable) => {

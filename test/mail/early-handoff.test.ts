@@ -1,7 +1,8 @@
 // The front door opens Postfix's transaction when its sender says DATA (MAIL, RCPT and DATA go to
-// Postfix while the body arrives), so only the body and Postfix's final reply are left after the
-// sender's final dot. A message that must not be kept (over SIZE, refused) is withdrawn: Postfix
-// sees its session dropped mid-DATA and queues nothing.
+// Postfix while the body arrives) on a pooled session that is already open, so only the body and
+// Postfix's final reply are left after the sender's final dot. A message that must not be kept
+// (over SIZE, refused, too slow) is withdrawn: Postfix sees its session dropped mid-DATA and
+// queues nothing. Without an idle session nothing reaches Postfix before the body is complete.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -16,7 +17,7 @@ const placement: Placement = () => ({ kind: 'shard', shardId: 'tokyo-1' });
 
 /** A Postfix stand-in: records when DATA opened, what it queued, and sessions that ended mid-DATA. */
 async function fakePostfix() {
-  const state = { dataOpened: 0, queued: [] as string[], cutMidData: 0 };
+  const state = { connections: 0, dataOpened: 0, queued: [] as string[], cutMidData: 0 };
   const server = new SMTPServer({
     authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false,
     onData(stream, _session, cb) {
@@ -35,6 +36,7 @@ async function fakePostfix() {
     },
   });
   server.on('error', () => {});
+  server.server.on('connection', () => state.connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return { state, port: (server.server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
@@ -89,9 +91,33 @@ async function openData(c: Awaited<ReturnType<typeof rawClient>>): Promise<void>
   await c.waitFor(/^354 /m);
 }
 
+/** One complete message, so the hand-off pool holds an idle session to Postfix. */
+async function warm(c: Awaited<ReturnType<typeof rawClient>>, pf: Fake): Promise<void> {
+  await openData(c);
+  c.socket.write('Subject: warm\r\n\r\nwarm\r\n.\r\n');
+  await c.waitFor(/^250 /m);
+  pf.state.queued.length = 0;
+  pf.state.dataOpened = 0;
+}
+
+test('front door → Postfix: with no idle session, a sender that says DATA and sends nothing opens no Postfix session', async () => {
+  await withDoor({ earlyHandoffMs: 100 }, async (door, pf) => {
+    const c = await rawClient(door.port);
+    await openData(c);
+    // Longer than earlyHandoffMs: had an early transaction opened, it would have been withdrawn by now.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(pf.state.connections, 0, 'no session before the body is complete');
+    c.socket.write('Subject: late\r\n\r\nbody\r\n.\r\n');
+    await c.waitFor(/^250 .*queued as Q1/m);
+    assert.deepEqual([pf.state.connections, pf.state.cutMidData, pf.state.queued.length], [1, 0, 1]);
+    c.socket.destroy();
+  });
+});
+
 test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body; the sender hears Postfix\'s 250', async () => {
   await withDoor({}, async (door, pf) => {
     const c = await rawClient(door.port);
+    await warm(c, pf);
     await openData(c);
     await until(() => pf.state.dataOpened === 1);
     assert.equal(pf.state.queued.length, 0, 'nothing queued before the body');
@@ -105,13 +131,14 @@ test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body;
 test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to the sender, Postfix\'s session cut mid-DATA, nothing queued', async () => {
   await withDoor({ maxSize: 200 }, async (door, pf) => {
     const c = await rawClient(door.port);
+    await warm(c, pf);
     await openData(c);
     await until(() => pf.state.dataOpened === 1);
     c.socket.write(`Subject: big\r\n\r\n${'x'.repeat(500)}\r\n.\r\n`);
     assert.match(await c.waitFor(/^552 /m), /^552 5\.3\.4 /m);
     await until(() => pf.state.cutMidData === 1);
     assert.equal(pf.state.queued.length, 0);
-    // The session goes on; the next message gets a fresh connection to Postfix and is queued.
+    // The session goes on; the next message is queued over a new connection to Postfix.
     await openData(c);
     c.socket.write('Subject: small\r\n\r\nok\r\n.\r\n');
     await c.waitFor(/^250 .*queued as Q1/m);
@@ -123,6 +150,7 @@ test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to th
 test('front door → Postfix: a body slower than earlyHandoffMs withdraws the open transaction; the complete message is queued once', async () => {
   await withDoor({ earlyHandoffMs: 100 }, async (door, pf) => {
     const c = await rawClient(door.port);
+    await warm(c, pf);
     await openData(c);
     c.socket.write('Subject: slow\r\n\r\nfirst half\r\n');
     // Postfix must not wait on a slow sender past its own timeout: the session is cut mid-DATA.
