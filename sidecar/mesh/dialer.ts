@@ -35,9 +35,18 @@ export interface MeshDialerConfig {
   idleTimeoutMs?: number;
   /** Give up connecting + handshaking after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /** After a connection to a shard timed out, new connections to it fail at once for this long
+   * (default 5 s), then one attempt probes it while the others still fail at once. Postfix
+   * delivers every remote shard through one egress: a shard that swallows traffic must not hold
+   * all of its parallel deliveries for the connect timeout, starving the shards that are up. A
+   * refused connection fails fast by itself and changes nothing (a restarted shard is used at once). */
+  unreachableRetryMs?: number;
   /** Key-exchange groups, OpenSSL syntax (default {@link DEFAULT_GROUPS}). */
   groups?: string;
 }
+
+/** `MeshError.reason` of a connection attempt that timed out. */
+const TIMED_OUT = 'timeout';
 
 /** A connection handed out by {@link MeshDialer.acquire}. */
 export interface MeshLease {
@@ -90,6 +99,9 @@ export class MeshDialer {
   private readonly meta = new WeakMap<TLSSocket, LiveMeta>();
   private readonly leased = new Set<TLSSocket>();
   private readonly counters: MeshDialerStats = { handshakes: 0, resumed: 0, reused: 0, groups: {} };
+  /** Shards whose last connection attempt timed out: until when new connections fail at once,
+   * and whether a probe connection is under way. */
+  private readonly unreachable = new Map<string, { until: number; probing: boolean; why: string }>();
   private closed = false;
 
   constructor(cfg: MeshDialerConfig) {
@@ -97,6 +109,7 @@ export class MeshDialer {
       maxIdlePerShard: 32,
       idleTimeoutMs: 30_000,
       connectTimeoutMs: 10_000,
+      unreachableRetryMs: 5_000,
       groups: DEFAULT_GROUPS,
       ...cfg,
     };
@@ -125,7 +138,27 @@ export class MeshDialer {
       }
       pooled.destroy();
     }
-    const socket = await this.dial(shardId, alpn, identity);
+    const down = this.unreachable.get(shardId);
+    if (down) {
+      const now = this.cfg.clock.now();
+      if (down.probing || now < down.until) {
+        const next = down.probing ? 'once the current attempt ends' : `in ${Math.ceil((down.until - now) / 1000)} s`;
+        throw new MeshError('ERR_MESH_UNREACHABLE', `shard ${shardId} is unreachable (${down.why}); next attempt ${next}`);
+      }
+      down.probing = true;
+    }
+    let socket: TLSSocket;
+    try {
+      socket = await this.dial(shardId, alpn, identity);
+    } catch (err) {
+      if (err instanceof MeshError && err.reason === TIMED_OUT) {
+        this.unreachable.set(shardId, { until: this.cfg.clock.now() + this.cfg.unreachableRetryMs, probing: false, why: err.message });
+      } else {
+        this.unreachable.delete(shardId); // failed fast: nothing held up
+      }
+      throw err;
+    }
+    this.unreachable.delete(shardId);
     return this.lease(key, socket, false);
   }
 
@@ -236,7 +269,7 @@ export class MeshDialer {
         socket.destroy();
         reject(err);
       };
-      const timer = setTimeout(() => fail(new MeshError('ERR_MESH_UNREACHABLE', `mesh connection to ${shardId} timed out after ${this.cfg.connectTimeoutMs} ms`)), this.cfg.connectTimeoutMs);
+      const timer = setTimeout(() => fail(new MeshError('ERR_MESH_UNREACHABLE', `mesh connection to ${shardId} timed out after ${this.cfg.connectTimeoutMs} ms`, { reason: TIMED_OUT })), this.cfg.connectTimeoutMs);
       let verifiedChain: X509Certificate[] | undefined;
       // TLS 1.3 tickets arrive after the handshake; keep the newest for the next connection,
       // but only from a connection whose server we verified.

@@ -125,6 +125,61 @@ describe('mesh dialer', () => {
     await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE'));
     dialer.close();
   });
+  test('an unreachable shard fails at once for unreachableRetryMs, then one probe at a time; healed, it is used again', async () => {
+    // A black hole: accepts TCP, never answers the TLS handshake (a shard that swallows traffic).
+    let holes = 0;
+    const hole = net.createServer((s) => {
+      holes++;
+      s.on('error', () => {});
+      s.resume(); // swallows the ClientHello, answers nothing
+    });
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    let address = `127.0.0.1:${(hole.address() as net.AddressInfo).port}`;
+    const clock = new ManualClock(Date.now());
+    const dialer = dialerFor({ resolveShard: () => address, clock, connectTimeoutMs: 200, unreachableRetryMs: 5000 });
+    try {
+      await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE') && /timed out/.test((err as Error).message));
+      assert.equal(holes, 1);
+      // Within the window: refused at once, for IMAP too, without a connection attempt.
+      await assert.rejects(dialer.acquire('s1', 'mailmesh-imap'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE') && /unreachable .*next attempt in 5 s/.test((err as Error).message));
+      assert.equal(holes, 1);
+      // After the window one probe goes out; while it waits, others are still refused at once.
+      clock.advance(5001);
+      const probe = dialer.acquire('s1', 'mailmesh-lmtp');
+      await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE') && /once the current attempt ends/.test((err as Error).message));
+      await assert.rejects(probe, (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE'));
+      assert.equal(holes, 2);
+      // Healed (the shard answers at its address again): the next probe connects and clears the state.
+      address = `127.0.0.1:${ingress.port}`;
+      clock.advance(5001);
+      const lease = await dialer.acquire('s1', 'mailmesh-lmtp');
+      assert.equal(lease.peer.spiffeId, server.spiffeId);
+      lease.release(false);
+      (await dialer.acquire('s1', 'mailmesh-lmtp')).release(false);
+    } finally {
+      dialer.close();
+      await new Promise<void>((r) => hole.close(() => r()));
+    }
+  });
+
+  test('a refused connection fails fast by itself: the next attempt connects again (a restarted shard is used at once)', async () => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const closedPort = (srv.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    let address = `127.0.0.1:${closedPort}`;
+    const dialer = dialerFor({ resolveShard: () => address, clock: new ManualClock(Date.now()) });
+    try {
+      await assert.rejects(dialer.acquire('s1', 'mailmesh-lmtp'), (err) => isMeshError(err, 'ERR_MESH_UNREACHABLE') && /cannot reach shard s1/.test((err as Error).message));
+      address = `127.0.0.1:${ingress.port}`;
+      const lease = await dialer.acquire('s1', 'mailmesh-lmtp');
+      assert.equal(lease.peer.spiffeId, server.spiffeId);
+      lease.release(false);
+    } finally {
+      dialer.close();
+    }
+  });
+
   test('a pooled connection to a server revoked since it was verified is not handed out again', async () => {
     const serials = new Set<string>();
     const dialer = dialerFor({ revoked: () => ({ serials, ids: new Set() }) });
