@@ -18,6 +18,7 @@ export type Connector = (shardId: string) => Promise<Lease>;
  */
 export class TcpPool {
   private readonly idle: net.Socket[] = [];
+  private readonly address: string;
   private readonly endpoint: Endpoint;
   private readonly maxIdle: number;
   private readonly connectTimeoutMs: number;
@@ -25,6 +26,7 @@ export class TcpPool {
    * connections are closed and reopened on every burst. */
   constructor(address: string, maxIdle = 32, connectTimeoutMs = 10_000) {
     this.connectTimeoutMs = connectTimeoutMs;
+    this.address = address;
     this.endpoint = parseEndpoint(address);
     this.maxIdle = maxIdle;
   }
@@ -46,7 +48,7 @@ export class TcpPool {
       // turns it into a 4xx.
       const timer = setTimeout(() => {
         s.destroy();
-        reject(new Error(`connect to ${'path' in this.endpoint ? this.endpoint.path : `${this.endpoint.host}:${this.endpoint.port}`} timed out after ${this.connectTimeoutMs} ms`));
+        reject(new Error(`connect to ${this.address} timed out after ${this.connectTimeoutMs} ms`));
       }, this.connectTimeoutMs);
       s.once('connect', () => {
         clearTimeout(timer);

@@ -1,3 +1,4 @@
+import { parseEndpoint, type Endpoint } from '../mesh/address.ts';
 import { PostfixError } from './errors.ts';
 import type { LookupFn, LookupResult } from './socketmap.ts';
 
@@ -23,16 +24,18 @@ export interface PostfixLookupsConfig {
 
 const NOTFOUND: LookupResult = { kind: 'notfound' };
 
-/** Parse `host:port` / `[v6]:port` into Postfix's `inet:` next-hop form, `unix:/path` into
- * its `unix:` form (Dovecot's LMTP socket). */
-export function lmtpNexthop(hostPort: string): string {
-  if (/^unix:\/\S+$/.test(hostPort)) return `lmtp:${hostPort}`;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(hostPort);
-  if (!m || Number(m[3]) === 0 || Number(m[3]) > 65535) {
-    throw new PostfixError('ERR_BAD_HOSTPORT', `invalid host:port "${hostPort}": use e.g. 127.0.0.1:24, [::1]:24 or unix:/run/dovecot/lmtp`);
+/** Parse a backend address as the sidecar config takes it (`parseEndpoint`: `host:port`,
+ * `[v6]:port` or `unix:/path`) into Postfix's LMTP next-hop form. */
+export function lmtpNexthop(address: string): string {
+  let endpoint: Endpoint;
+  try {
+    endpoint = parseEndpoint(address);
+  } catch {
+    throw new PostfixError('ERR_BAD_HOSTPORT', `invalid LMTP address "${address}": use e.g. 127.0.0.1:24, [::1]:24 or unix:/run/dovecot/lmtp`);
   }
+  if ('path' in endpoint) return `lmtp:unix:${endpoint.path}`;
   // Postfix wants IPv6 addresses in brackets in a next-hop (transport(5) "RESULT FORMAT").
-  return m[1] ? `lmtp:inet:[${m[1]}]:${m[3]}` : `lmtp:inet:${m[2]}:${m[3]}`;
+  return endpoint.host.includes(':') ? `lmtp:inet:[${endpoint.host}]:${endpoint.port}` : `lmtp:inet:${endpoint.host}:${endpoint.port}`;
 }
 
 /**

@@ -68,17 +68,23 @@ async function until(cond: () => boolean): Promise<void> {
 
 type Fake = Awaited<ReturnType<typeof fakePostfix>>;
 
-/** A front door handing off to a fake Postfix, torn down after `fn`. */
-async function withDoor(opts: { maxSize?: number; earlyHandoffMs?: number }, fn: (door: { port: number }, pf: Fake) => Promise<void>): Promise<void> {
+type Client = Awaited<ReturnType<typeof rawClient>>;
+
+/** A front door handing off to a fake Postfix, and a client connected to it (after one complete
+ * message when `warm`: the hand-off pool then holds an idle session); torn down after `fn`. */
+async function withDoor(opts: { maxSize?: number; earlyHandoffMs?: number; warm?: boolean }, fn: (c: Client, pf: Fake) => Promise<void>): Promise<void> {
   const pf = await fakePostfix();
   const handoff = postfixHandoff(`127.0.0.1:${pf.port}`, 'mx.test');
   const door = await startFrontDoor({
     host: '127.0.0.1', port: 0, hostname: 'mx.mail.test', maxSize: opts.maxSize ?? 1 << 16, maxRecipients: 10, maxClients: 10, socketTimeoutMs: 10_000,
     placement, log: pino({ level: 'silent' }), handoff, earlyHandoffMs: opts.earlyHandoffMs,
   });
+  const c = await rawClient(door.port);
   try {
-    await fn(door, pf);
+    if (opts.warm) await warm(c, pf);
+    await fn(c, pf);
   } finally {
+    c.socket.destroy();
     await door.close();
     handoff.close();
     await pf.close();
@@ -86,13 +92,13 @@ async function withDoor(opts: { maxSize?: number; earlyHandoffMs?: number }, fn:
 }
 
 /** MAIL, RCPT and DATA in one group; resolves on the front door's 354. */
-async function openData(c: Awaited<ReturnType<typeof rawClient>>): Promise<void> {
+async function openData(c: Client): Promise<void> {
   c.socket.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<alice@mail.test>\r\nDATA\r\n');
   await c.waitFor(/^354 /m);
 }
 
 /** One complete message, so the hand-off pool holds an idle session to Postfix. */
-async function warm(c: Awaited<ReturnType<typeof rawClient>>, pf: Fake): Promise<void> {
+async function warm(c: Client, pf: Fake): Promise<void> {
   await openData(c);
   c.socket.write('Subject: warm\r\n\r\nwarm\r\n.\r\n');
   await c.waitFor(/^250 /m);
@@ -101,8 +107,7 @@ async function warm(c: Awaited<ReturnType<typeof rawClient>>, pf: Fake): Promise
 }
 
 test('front door → Postfix: with no idle session, a sender that says DATA and sends nothing opens no Postfix session', async () => {
-  await withDoor({ earlyHandoffMs: 100 }, async (door, pf) => {
-    const c = await rawClient(door.port);
+  await withDoor({ earlyHandoffMs: 100 }, async (c, pf) => {
     await openData(c);
     // Longer than earlyHandoffMs: had an early transaction opened, it would have been withdrawn by now.
     await new Promise((r) => setTimeout(r, 300));
@@ -110,28 +115,22 @@ test('front door → Postfix: with no idle session, a sender that says DATA and 
     c.socket.write('Subject: late\r\n\r\nbody\r\n.\r\n');
     await c.waitFor(/^250 .*queued as Q1/m);
     assert.deepEqual([pf.state.connections, pf.state.cutMidData, pf.state.queued.length], [1, 0, 1]);
-    c.socket.destroy();
   });
 });
 
 test('front door → Postfix: MAIL, RCPT and DATA reach Postfix before the body; the sender hears Postfix\'s 250', async () => {
-  await withDoor({}, async (door, pf) => {
-    const c = await rawClient(door.port);
-    await warm(c, pf);
+  await withDoor({ warm: true }, async (c, pf) => {
     await openData(c);
     await until(() => pf.state.dataOpened === 1);
     assert.equal(pf.state.queued.length, 0, 'nothing queued before the body');
     c.socket.write('Subject: early\r\n\r\nbody\r\n.\r\n');
     assert.match(await c.waitFor(/^250 .*queued as Q1/m), /queued as Q1/);
     assert.deepEqual(pf.state.queued, ['Subject: early\r\n\r\nbody\r\n']);
-    c.socket.destroy();
   });
 });
 
 test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to the sender, Postfix\'s session cut mid-DATA, nothing queued', async () => {
-  await withDoor({ maxSize: 200 }, async (door, pf) => {
-    const c = await rawClient(door.port);
-    await warm(c, pf);
+  await withDoor({ maxSize: 200, warm: true }, async (c, pf) => {
     await openData(c);
     await until(() => pf.state.dataOpened === 1);
     c.socket.write(`Subject: big\r\n\r\n${'x'.repeat(500)}\r\n.\r\n`);
@@ -143,14 +142,11 @@ test('front door → Postfix: an oversized message is withdrawn: 552 5.3.4 to th
     c.socket.write('Subject: small\r\n\r\nok\r\n.\r\n');
     await c.waitFor(/^250 .*queued as Q1/m);
     assert.equal(pf.state.queued.length, 1);
-    c.socket.destroy();
   });
 });
 
 test('front door → Postfix: a body slower than earlyHandoffMs withdraws the open transaction; the complete message is queued once', async () => {
-  await withDoor({ earlyHandoffMs: 100 }, async (door, pf) => {
-    const c = await rawClient(door.port);
-    await warm(c, pf);
+  await withDoor({ earlyHandoffMs: 100, warm: true }, async (c, pf) => {
     await openData(c);
     c.socket.write('Subject: slow\r\n\r\nfirst half\r\n');
     // Postfix must not wait on a slow sender past its own timeout: the session is cut mid-DATA.
@@ -159,6 +155,5 @@ test('front door → Postfix: a body slower than earlyHandoffMs withdraws the op
     c.socket.write('second half\r\n.\r\n');
     await c.waitFor(/^250 .*queued as Q1/m);
     assert.deepEqual(pf.state.queued, ['Subject: slow\r\n\r\nfirst half\r\nsecond half\r\n'], 'one complete copy');
-    c.socket.destroy();
   });
 });
