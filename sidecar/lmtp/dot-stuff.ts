@@ -1,9 +1,24 @@
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
-/** A bare CR (also one ending the chunk: the next may start with its LF), a bare LF, or a line
- * starting with a dot: the chunk needs the byte-by-byte rewrite. */
-const NEEDS_REWRITE = /\r(?!\n)|(?<!\r)\n|\n\./;
+
+/**
+ * True when `bytes` is already in wire form: every LF preceded by CR, every CR followed by LF
+ * (none ends the chunk: the next may start with its LF), no line starting with a dot after the
+ * first. Native `indexOf` hops from line end to line end: no copy of the chunk, no string on the
+ * V8 heap (a 10 KB message has about a hundred lines).
+ */
+function inWireForm(bytes: Buffer): boolean {
+  let lines = 0;
+  for (let p = bytes.indexOf(LF); p !== -1; p = bytes.indexOf(LF, p + 1)) {
+    if (p === 0 || bytes[p - 1] !== CR || bytes[p + 1] === DOT) return false;
+    lines++;
+  }
+  // As many CRs as CRLFs: no bare CR anywhere.
+  let crs = 0;
+  for (let p = bytes.indexOf(CR); p !== -1 && crs <= lines; p = bytes.indexOf(CR, p + 1)) crs++;
+  return crs === lines;
+}
 
 /**
  * Turns message bytes into the DATA payload, one chunk at a time, so bodies stream with bounded
@@ -29,7 +44,7 @@ export class DotStuffer {
     // out as it is (one native scan instead of a copy byte by byte).
     if (chunk.length > 0 && !this.pendingCr && !(this.atLineStart && chunk[0] === DOT)) {
       const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-      if (!NEEDS_REWRITE.test(bytes.toString('latin1'))) {
+      if (inWireForm(bytes)) {
         this.atLineStart = bytes[bytes.length - 1] === LF;
         return bytes;
       }

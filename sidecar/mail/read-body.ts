@@ -24,7 +24,8 @@ export function readBounded(stream: Readable, limit: number): Promise<Buffer | u
     stream.once('error', reject);
     stream.once('end', () => {
       ended = true;
-      resolve(over ? undefined : Buffer.concat(chunks, total));
+      // One chunk (a small message read at once): no copy.
+      resolve(over ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
     });
     // A session cut mid-DATA: no 'end' will come.
     stream.once('close', () => {

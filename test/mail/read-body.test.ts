@@ -18,6 +18,18 @@ test('readBounded: under the limit the bytes, over it undefined, cut short a rej
   b.end('world');
   assert.equal((await pb)?.toString(), 'hello world');
 
+  // One chunk: the bytes themselves, not a copy; several: one buffer of them all.
+  const d = new PassThrough();
+  const pd = readBounded(d, 100);
+  const one = Buffer.from('one chunk');
+  d.end(one);
+  assert.equal(await pd, one);
+  const e = new PassThrough();
+  const pe = readBounded(e, 100);
+  e.write('two ');
+  e.end('chunks');
+  assert.equal((await pe)?.toString(), 'two chunks');
+
   const c = new PassThrough();
   const pc = readBounded(c, 100);
   c.write('partial');
