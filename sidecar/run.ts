@@ -25,9 +25,13 @@ import { makePostfixLookups } from './postfix/lookups.ts';
 import { isOk } from './mail/reply.ts';
 import { MeshView } from './view.ts';
 import { trustDomainOf } from './trust-domain.ts';
-import { mailAuthCheck, outboundSigner } from './auth-wiring.ts';
 import { startMailProxies } from './proxy-wiring.ts';
 import { startTelemetry } from './telemetry.ts';
+
+/** Mail authentication and signing (mailauth and its public-suffix, charset and DNS tables: about
+ * a third of a sidecar's heap), loaded only by a sidecar that checks or signs mail: the others
+ * (`mailAuth: false`, no outbound filter) do not carry it, and every major GC marks less. */
+const mailAuth = () => import('./auth-wiring.ts');
 
 /** Extra bytes allowed on internal hops for headers added after the front door's SIZE check. */
 export const INTERNAL_HEADROOM_BYTES = 64 * 1024;
@@ -175,7 +179,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
         host: smtp.host, port: smtp.port, hostname: cfg.hostname, tls: publicTls,
         maxSize: cfg.limits.maxMessageBytes, maxRecipients: cfg.limits.maxRecipients, maxClients: cfg.limits.maxClients, socketTimeoutMs: 120_000,
         placement: view.placement, isKnownUser: view.knownUser, log, handoff,
-        check: mailAuthCheck(cfg, view, metrics),
+        check: cfg.mailAuth === false ? undefined : (await mailAuth()).mailAuthCheck(cfg, view, metrics),
         onResult: (result, recipients) => recipients.forEach((rcpt) => {
           const where = view.placement(rcpt);
           metrics.messages.inc({ result, shard: where.kind === 'shard' ? where.shardId : 'none' });
@@ -205,7 +209,7 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       const a = splitAddress(cfg.listen.filter);
       const reinject = postfixHandoff(cfg.backends.postfix, cfg.hostname);
       closers.push(() => reinject.close());
-      const filter = await startFilter({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: internalMax, sign: await outboundSigner(cfg), reinject, log });
+      const filter = await startFilter({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: internalMax, sign: await (await mailAuth()).outboundSigner(cfg), reinject, log });
       closers.push(() => filter.close());
       addresses.filter = `${a.host}:${filter.port}`;
     }
