@@ -4,7 +4,7 @@ import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, tempfail, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { coalesceReplies } from './coalesce.ts';
-import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
+import { greetAtOnce, listen, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the egress: the loopback LMTP listener Postfix uses as next hop for
  * recipients on other shards. */
@@ -47,6 +47,8 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
+    // Postfix on this host: no PTR query per connection.
+    disableReverseLookup: true,
     // At once, not on smtp-server's default next tick: Postfix pipelines MAIL/RCPT/DATA, and the
     // replies then leave in one write (coalesceReplies).
     onMailFrom(_address, _session, callback) {
@@ -91,6 +93,7 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       });
     },
   });
+  greetAtOnce(server);
   server.on('error', (err) => cfg.log.warn({ event: 'egress.server_error', err: err.message }, 'egress server error'));
   server.server.on('connection', coalesceReplies);
   return listen(server, cfg.host, cfg.port);

@@ -3,7 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Handoff } from './handoff.ts';
 import { isOk, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
-import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
+import { greetAtOnce, listen, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the outbound content filter (Postfix FILTER_README, after-queue). */
 export interface FilterConfig {
@@ -39,6 +39,8 @@ export async function startFilter(cfg: FilterConfig): Promise<{ port: number; cl
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     logger: false,
+    // Postfix on this host: no PTR query per connection.
+    disableReverseLookup: true,
     onData(stream, session, callback) {
       void (async () => {
         const body = await readBounded(stream, cfg.maxSize);
@@ -56,5 +58,6 @@ export async function startFilter(cfg: FilterConfig): Promise<{ port: number; cl
       });
     },
   });
+  greetAtOnce(server);
   return listen(server, cfg.host, cfg.port);
 }

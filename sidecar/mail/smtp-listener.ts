@@ -1,4 +1,5 @@
 import type { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Reply } from './reply.ts';
 
 /** An smtp-server callback error carrying an SMTP reply. smtp-server prints `responseCode
@@ -26,5 +27,30 @@ export async function listen(server: SMTPServer, host: string, port: number): Pr
   return {
     port: (server.server.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * Greet every client at once, on a listener whose clients are our own (Postfix's LMTP client at
+ * the egress and the outbound filter, a mesh peer at the embedded store). smtp-server waits 100 ms
+ * before each greeting to catch clients that talk first, a spam heuristic for a public port (the
+ * front door keeps it); on an internal listener it only delays deliveries, and Postfix opens a new
+ * connection per delivery whenever its connection cache is idle (a remote delivery waited 100 ms
+ * more at the egress). smtp-server has no option for the pause, so `connect` runs smtp-server's
+ * own `connect`/`init` steps without it: the same connection class, limits and handlers. Written
+ * against smtp-server 3.21; test/mail/greeting.test.ts fails if a new version changes these steps.
+ */
+export function greetAtOnce(server: SMTPServer): void {
+  server.connect = (socket, socketOptions) => {
+    const connection = new SMTPConnection(server, socket, socketOptions);
+    server.connections.add(connection);
+    connection.on('error', (err: Error) => server._onError(err));
+    connection.on('connect', (data) => server._onClientConnect(data));
+    connection._setListeners(() => {
+      if (server.options.maxClients && server.connections.size > server.options.maxClients) {
+        return connection.send(421, `${connection.name} Too many connected clients, try again in a moment`, false);
+      }
+      connection.connectionReady();
+    });
   };
 }

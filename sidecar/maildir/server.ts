@@ -5,6 +5,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp
 import { MaildirError } from './errors.ts';
 import { maildirPath } from './paths.ts';
 import { deliverOnce } from './store.ts';
+import { greetAtOnce } from '../mail/smtp-listener.ts';
 
 /** Configuration of {@link startMaildirLmtp}. */
 export interface MaildirLmtpConfig {
@@ -63,6 +64,8 @@ export async function startMaildirLmtp(config: MaildirLmtpConfig): Promise<Maild
     logger: false,
     disabledCommands: ['AUTH', 'STARTTLS'],
     authOptional: true,
+    // Its clients are mesh peers (verified by the ingress) and tests: no PTR query, no greeting pause.
+    disableReverseLookup: true,
     hideENHANCEDSTATUSCODES: false,
     size: maxSize,
     // Refuse an oversized message with 552 5.3.4 for each recipient (RFC 1870 §6.3).
@@ -94,6 +97,7 @@ export async function startMaildirLmtp(config: MaildirLmtpConfig): Promise<Maild
       });
     },
   });
+  greetAtOnce(server);
   server.server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
