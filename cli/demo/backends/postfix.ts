@@ -25,6 +25,9 @@ export interface PostfixOptions {
   fastRetry?: boolean;
   /** Extra `main.cf` settings, appended last. */
   extra?: Record<string, string>;
+  /** `-o name=value` overrides of the smtpd service in `master.cf` (as deploy/postfix/master.cf
+   * gives its re-injection smtpd). */
+  smtpdOverrides?: Record<string, string>;
 }
 
 /** A running private Postfix. */
@@ -78,9 +81,10 @@ export function postfixMainCf(dir: string, o: PostfixOptions): string {
 }
 
 /** master.cf of a private instance: every service with chroot n, smtpd on loopback only. */
-export function postfixMasterCf(smtpPort: number): string {
+export function postfixMasterCf(smtpPort: number, smtpdOverrides: Record<string, string> = {}): string {
+  const overrides = Object.entries(smtpdOverrides).map(([k, v]) => `\n  -o ${k}=${v}`).join('');
   const rows = [
-    [`127.0.0.1:${smtpPort}`, 'inet', 'n', '-', 'n', '-', '-', 'smtpd'],
+    [`127.0.0.1:${smtpPort}`, 'inet', 'n', '-', 'n', '-', '-', `smtpd${overrides}`],
     ['pickup', 'unix', 'n', '-', 'n', '60', '1', 'pickup'],
     ['cleanup', 'unix', 'n', '-', 'n', '-', '0', 'cleanup'],
     ['qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'],
@@ -146,7 +150,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   // Postfix refuses a data_directory it does not own (REAL-SERVERS.md).
   await chown(join(dir, 'data'), owner.uid, owner.gid);
   await writeFile(join(dir, 'main.cf'), postfixMainCf(dir, opts));
-  await writeFile(join(dir, 'master.cf'), postfixMasterCf(opts.smtpPort));
+  await writeFile(join(dir, 'master.cf'), postfixMasterCf(opts.smtpPort, opts.smtpdOverrides));
   const pidFile = join(dir, 'queue', 'pid', 'master.pid');
   let pid: number | undefined;
 
