@@ -68,20 +68,20 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       const recipients = session.envelope.rcptTo.map((r) => r.address);
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       // The owners' transactions open now, while Postfix sends the body; `undefined` withdraws it.
-      let settle!: (body: Buffer | undefined) => void;
+      const body = Promise.withResolvers<Buffer | undefined>();
       const delivered = cfg.deliverer
-        .deliver({ from, recipients }, new Promise<Buffer | undefined>((resolve) => (settle = resolve)))
+        .deliver({ from, recipients }, body.promise)
         .catch((err: Error) => {
           cfg.log.error({ event: 'egress.error', err: err.message }, 'egress failure');
           return recipients.map(() => tempfail('local error, try again later', '4.3.0'));
         });
       void (async () => {
-        const body = await readBounded(stream, cfg.maxSize).catch((err: Error) => {
-          settle(undefined);
+        const message = await readBounded(stream, cfg.maxSize).catch((err: Error) => {
+          body.resolve(undefined);
           throw err;
         });
-        settle(body);
-        if (!body) return answer(() => tooBig(cfg.maxSize));
+        body.resolve(message);
+        if (!message) return answer(() => tooBig(cfg.maxSize));
         const replies = await delivered;
         cfg.onResult?.(replies, recipients);
         cfg.log.info({ event: 'egress.delivery', session: session.id, replies: replies.map((r) => r.code) }, 'egress delivery');

@@ -1,6 +1,6 @@
 import { SMTPServer, type SMTPServerSession, type SMTPServerAddress } from 'smtp-server';
 import type { Logger } from '../../common/log.ts';
-import type { Placement } from './deliver.ts';
+import type { Body, Placement } from './deliver.ts';
 import { formatReply, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { listen, okText, replyError, tooBig } from './smtp-listener.ts';
@@ -117,22 +117,22 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
       const mailFrom = session.envelope.mailFrom;
       const from = mailFrom ? mailFrom.address : '';
       const envelope = { from, recipients };
-      const handoff = (message: Buffer | Promise<Buffer | undefined>) =>
+      const handoff = (message: Body) =>
         cfg.handoff(envelope, message).catch((err: Error): Reply => {
           cfg.log.error({ event: 'smtp.error', err: err.message }, 'hand-off failure');
           return { code: 451, enhanced: '4.3.0', message: 'local error, try again later' };
         });
       // The store's transaction opens now, while the body arrives (Postfix: MAIL, RCPT and DATA go
       // out at once); it gets the message once read and checked, or `undefined`: nothing is stored.
-      let settle!: (message: Buffer | undefined) => void;
-      let early: Promise<Reply> | undefined = handoff(new Promise<Buffer | undefined>((resolve) => (settle = resolve)));
+      const pending = Promise.withResolvers<Buffer | undefined>();
+      let early: Promise<Reply> | undefined = handoff(pending.promise);
       const withdraw = setTimeout(() => {
-        settle(undefined);
+        pending.resolve(undefined);
         early = undefined;
       }, cfg.earlyHandoffMs ?? 5000);
       const finish = (message: Buffer | undefined) => {
         clearTimeout(withdraw);
-        settle(message);
+        pending.resolve(message);
       };
       void (async () => {
         const body = await readBounded(stream, cfg.maxSize);
@@ -146,6 +146,7 @@ export async function startFrontDoor(cfg: FrontDoorConfig): Promise<FrontDoor> {
         // One event per message: its queue id (Postfix's, when it queued it), owning shards, the
         // authentication verdict and the reply. Never the body, never addresses' local parts.
         const logMessage = (reply: Reply, auth: Record<string, string> | undefined) => {
+          if (!cfg.log.isLevelEnabled('info')) return;
           const shards = [...new Set(recipients.map((r) => { const p = cfg.placement(r); return p.kind === 'shard' ? p.shardId : p.kind; }))];
           const queueId = /queued as ([A-Za-z0-9]+)/.exec(reply.message)?.[1];
           cfg.log.info({ event: 'smtp.message', session: session.id, queueId, shards, recipients: recipients.length, size: message.length, auth, reply: formatReply(reply) }, 'message handled');

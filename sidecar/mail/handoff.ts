@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { MailClient } from '../lmtp/client.ts';
-import type { Deliverer, Envelope } from './deliver.ts';
+import type { Body, Deliverer, Envelope } from './deliver.ts';
 import { TcpPool } from './lease.ts';
 import { collapse, isOk, tempfail, type Reply } from './reply.ts';
 
@@ -10,7 +10,7 @@ import { collapse, isOk, tempfail, type Reply } from './reply.ts';
  * can (Postfix) opens its transaction while the body arrives; the promise resolves to the checked
  * message, or to `undefined` when it must not be stored (too big, refused): nothing is stored then.
  */
-export type Handoff = (envelope: Envelope, message: Buffer | Promise<Buffer | undefined>) => Promise<Reply>;
+export type Handoff = (envelope: Envelope, message: Body) => Promise<Reply>;
 
 /**
  * Postfix mode: re-inject into the local Postfix's trusted smtpd (no content filter, no
