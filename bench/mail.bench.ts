@@ -4,7 +4,10 @@
 //  - mail.direct:   the same size and count into one Postfix whose transport is a Dovecot LMTP on
 //                   the same machine (the baseline: what the machine does without mailmesh);
 //                   both paths reach Dovecot over its LMTP socket (lmtp:unix:…), as installed;
-//  - mail.embedded: front door → fan-out over the mesh → the owner's embedded Maildir store.
+//  - mail.embedded: front door → fan-out over the mesh → the owner's embedded Maildir store;
+//  - mail.hop_rtt:  one delivery to a real Dovecot LMTP across a link with a 50 ms round trip
+//                   (a mesh hop between regions), as the egress sends it (BDAT: the transaction
+//                   and the message in one flight) against the DATA dialogue (354 first).
 // Figures only; never a pass/fail.
 import net from 'node:net';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -82,8 +85,59 @@ async function withMesh<T>(backends: 'embedded' | 'real', fn: (mesh: LocalMesh) 
 const door = (mesh: LocalMesh) => mesh.info.shards.find((s) => s.id === 'tokyo-1')!.smtp;
 const bobBox = (mesh: LocalMesh) => maildirPath(mesh.info.shards.find((s) => s.id === 'osaka-1')!.maildir, RCPT);
 
+/** A TCP relay to `port` that holds every chunk `oneWayMs` in each direction, order kept. */
+async function slowLink(port: number, oneWayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const delay = (from: net.Socket, to: net.Socket) => from.on('data', (d) => setTimeout(() => to.write(d), oneWayMs));
+  // No Nagle delay on either side, as on the mesh's own sockets.
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const server = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.once('close', () => sockets.delete(s));
+    }
+    delay(client, server);
+    delay(server, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** Milliseconds per delivery of a 10 KB message over a 50 ms round-trip link, one at a time. */
+async function hopLatency(lmtpPort: number, chunking: boolean, n: number): Promise<number> {
+  const link = await slowLink(lmtpPort, 25);
+  const socket = net.connect({ port: link.port, host: '127.0.0.1', noDelay: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = await MailClient.open(socket, { lmtp: true, heloName: 'bench.mail.test', timeoutMs: 30_000, chunking });
+    const send = async (i: number) => {
+      const res = await client.send({ from: 'bench@example.org', recipients: [RCPT], body: body(i) });
+      if (res.recipients[0].code !== 250) throw new Error(`delivery refused: ${res.recipients[0].code} ${res.recipients[0].message}`);
+    };
+    await send(-1);
+    const start = performance.now();
+    for (let i = 0; i < n; i++) await send(i);
+    const ms = (performance.now() - start) / n;
+    await client.quit();
+    return ms;
+  } finally {
+    socket.destroy();
+    await link.close();
+  }
+}
+
 /** The baseline: one Postfix whose transport is the Dovecot LMTP socket on the same machine. */
-async function startDirect(): Promise<{ door: string; maildir: string; stop(): Promise<void> }> {
+async function startDirect(): Promise<{ door: string; maildir: string; lmtpPort: number; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'mm-bench-direct-'));
   await chmod(dir, 0o755);
   const dc = await startDovecot({ dir: join(dir, 'dovecot'), users: [{ address: RCPT, password: 'bench' }] });
@@ -96,6 +150,7 @@ async function startDirect(): Promise<{ door: string; maildir: string; stop(): P
     return {
       door: `127.0.0.1:${port}`,
       maildir: dc.maildirOf(RCPT),
+      lmtpPort: dc.lmtpPort,
       async stop() {
         await pf.stop();
         await dc.stop();
@@ -122,9 +177,12 @@ export const run: BenchFn = async ({ quick }) => {
     // 150 (about half a second) weighed more than the throughput being measured.
     const rounds = quick ? 2 : 4;
     const per = Math.ceil(n / rounds);
-    const { mesh, direct } = await withMesh('real', async (m) => {
+    const { mesh, direct, hop } = await withMesh('real', async (m) => {
       const d = await startDirect();
       try {
+        // Before the throughput windows, on a quiet machine: latency, not load.
+        const hops = quick ? 5 : 20;
+        const hop = { bdat: await hopLatency(d.lmtpPort, true, hops), data: await hopLatency(d.lmtpPort, false, hops) };
         const paths = { mesh: { door: door(m), box: bobBox(m) }, direct: { door: d.door, box: d.maildir } };
         const secs = { mesh: 0, direct: 0 };
         for (const k of ['mesh', 'direct'] as const) await measure(paths[k].door, paths[k].box, warm);
@@ -133,13 +191,14 @@ export const run: BenchFn = async ({ quick }) => {
             secs[k] += per / (await measure(paths[k].door, paths[k].box, per));
           }
         }
-        return { mesh: (per * rounds) / secs.mesh, direct: (per * rounds) / secs.direct };
+        return { mesh: (per * rounds) / secs.mesh, direct: (per * rounds) / secs.direct, hop };
       } finally {
         await d.stop();
       }
     });
     out.push(result('mail.direct', direct, 'msg/s', null));
     out.push(result('mail.mesh', mesh, 'msg/s', direct, `mail.direct, ${rounds} alternating windows of ${per} × 10 KB`, '>= 70% of direct'));
+    out.push(result('mail.hop_rtt', hop.bdat, 'ms/msg', hop.data, 'the DATA dialogue (MAIL/RCPT/DATA, 354, then the message) over the same 50 ms link'));
   }
   const embedded = await withMesh('embedded', async (m) => {
     await measure(door(m), bobBox(m), warm);

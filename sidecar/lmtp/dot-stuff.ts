@@ -3,21 +3,30 @@ const LF = 0x0a;
 const DOT = 0x2e;
 
 /**
- * True when `bytes` is already in wire form: every LF preceded by CR, every CR followed by LF
- * (none ends the chunk: the next may start with its LF), no line starting with a dot after the
- * first. Native `indexOf` hops from line end to line end: no copy of the chunk, no string on the
- * V8 heap (a 10 KB message has about a hundred lines).
+ * True when every line of `bytes` ends in CRLF (each LF preceded by CR, each CR followed by LF;
+ * none ends the chunk: the next may start with its LF), and, unless `dotsAllowed`, no line after
+ * the first starts with a dot. Native `indexOf` hops from line end to line end: no copy of the
+ * chunk, no string on the V8 heap (a 10 KB message has about a hundred lines).
  */
-function inWireForm(bytes: Buffer): boolean {
+function crlfLines(bytes: Buffer, dotsAllowed: boolean): boolean {
   let lines = 0;
   for (let p = bytes.indexOf(LF); p !== -1; p = bytes.indexOf(LF, p + 1)) {
-    if (p === 0 || bytes[p - 1] !== CR || bytes[p + 1] === DOT) return false;
+    if (p === 0 || bytes[p - 1] !== CR || (!dotsAllowed && bytes[p + 1] === DOT)) return false;
     lines++;
   }
   // As many CRs as CRLFs: no bare CR anywhere.
   let crs = 0;
   for (let p = bytes.indexOf(CR); p !== -1 && crs <= lines; p = bytes.indexOf(CR, p + 1)) crs++;
   return crs === lines;
+}
+
+/**
+ * True when a whole message can go out as it is in a BDAT chunk (RFC 3030: no dot-stuffing, no
+ * end-of-data line): every line, the last included, ends in CRLF. Anything else (bare LF or CR)
+ * must be normalised first, as {@link DotStuffer} does for DATA.
+ */
+export function isCrlfMessage(message: Buffer): boolean {
+  return message.length === 0 || (message[message.length - 1] === LF && crlfLines(message, true));
 }
 
 /**
@@ -44,7 +53,7 @@ export class DotStuffer {
     // out as it is (one native scan instead of a copy byte by byte).
     if (chunk.length > 0 && !this.pendingCr && !(this.atLineStart && chunk[0] === DOT)) {
       const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-      if (inWireForm(bytes)) {
+      if (crlfLines(bytes, false)) {
         this.atLineStart = bytes[bytes.length - 1] === LF;
         return bytes;
       }

@@ -372,6 +372,148 @@ describe('MailClient with a body still arriving (a promise)', () => {
   });
 });
 
+describe('MailClient with chunking (BDAT, RFC 3030)', () => {
+  /**
+   * An LMTP server offering PIPELINING and CHUNKING that answers nothing until it holds a whole
+   * BDAT chunk: a client waiting for any reply before sending the message would time out.
+   */
+  async function bdatServer(opts: { rcpt?: (address: string) => string; final?: (address: string) => string; chunking?: boolean } = {}) {
+    const flights: string[] = [];
+    const messages: Buffer[] = [];
+    const lines: string[] = [];
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.write('220 bdat LMTP\r\n');
+      let buf = Buffer.alloc(0);
+      let pending: string[] = [];
+      let accepted: string[] = [];
+      let mailOk = false;
+      socket.on('data', (d: Buffer) => {
+        flights.push(d.toString('latin1'));
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const eol = buf.indexOf('\r\n');
+          if (eol < 0) break;
+          const line = buf.subarray(0, eol).toString('latin1');
+          const bdat = /^BDAT (\d+) LAST$/.exec(line);
+          if (bdat && buf.length < eol + 2 + Number(bdat[1])) break;
+          buf = buf.subarray(eol + 2);
+          lines.push(line);
+          if (line.startsWith('LHLO')) socket.write(`250-bdat\r\n250-PIPELINING\r\n${opts.chunking === false ? '' : '250-CHUNKING\r\n'}250 8BITMIME\r\n`);
+          else if (line === 'QUIT') socket.end('221 bye\r\n');
+          else if (line === 'RSET') {
+            accepted = [];
+            mailOk = false;
+            socket.write('250 2.0.0 ok\r\n');
+          } else if (line.startsWith('MAIL')) {
+            mailOk = true;
+            pending.push('250 2.1.0 ok\r\n');
+          } else if (line.startsWith('RCPT')) {
+            const address = /<(.*)>/.exec(line)![1];
+            const reply = opts.rcpt?.(address) ?? '250 2.1.5 ok\r\n';
+            if (reply.startsWith('250')) accepted.push(address);
+            pending.push(reply);
+          } else if (bdat) {
+            messages.push(Buffer.from(buf.subarray(0, Number(bdat[1]))));
+            buf = buf.subarray(Number(bdat[1]));
+            if (!mailOk || accepted.length === 0) pending.push('503 5.5.0 No valid recipients\r\n');
+            else for (const a of accepted) pending.push(opts.final?.(a) ?? `250 2.0.0 <${a}> saved\r\n`);
+            accepted = [];
+            mailOk = false;
+            socket.write(pending.join(''));
+            pending = [];
+          } else if (line === 'DATA') {
+            socket.write(pending.join('') + '354 go\r\n');
+            pending = [];
+          } else if (line === '.') {
+            for (const a of accepted) socket.write(`250 2.0.0 <${a}> saved by DATA\r\n`);
+            accepted = [];
+          }
+        }
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    const client = await MailClient.open(socket, { lmtp: true, heloName: 'client.test', timeoutMs: 2000, chunking: true });
+    flights.length = 0;
+    return { client, flights, messages, lines };
+  }
+
+  test('MAIL, every RCPT, BDAT LAST and the message go in one write, not dot-stuffed; one reply per accepted recipient', async () => {
+    const srv = await bdatServer({
+      rcpt: (a) => (a.startsWith('unknown') ? '550 5.1.1 no such user\r\n' : '250 2.1.5 ok\r\n'),
+      final: (a) => (a.startsWith('full') ? `452 4.2.2 <${a}> mailbox full\r\n` : `250 2.0.0 <${a}> saved\r\n`),
+    });
+    assert.equal(srv.client.capabilities.chunking, true);
+    const body = Buffer.from('Subject: dots\r\n\r\n.\r\n..two\r\n.leading\r\n\u00e9t\u00e9\r\n', 'utf8');
+    const res = await srv.client.send({ from: 'a@x.test', recipients: ['ok@y.test', 'unknown@y.test', 'full@y.test'], body });
+    assert.deepEqual(res.recipients.map((r) => [r.address, r.code, r.enhanced, r.accepted]), [
+      ['ok@y.test', 250, '2.0.0', true],
+      ['unknown@y.test', 550, '5.1.1', false],
+      ['full@y.test', 452, '4.2.2', false],
+    ]);
+    assert.deepEqual(srv.flights, [
+      `MAIL FROM:<a@x.test> BODY=8BITMIME\r\nRCPT TO:<ok@y.test>\r\nRCPT TO:<unknown@y.test>\r\nRCPT TO:<full@y.test>\r\nBDAT ${body.length} LAST\r\n${body.toString('latin1')}`,
+    ]);
+    assert.ok(srv.messages[0].equals(body), 'the server holds the message byte for byte');
+    // The next transaction on the same connection: no RSET needed, replies still in step.
+    const next = await srv.client.send({ from: 'a@x.test', recipients: ['ok@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(next.recipients.map((r) => r.code), [250]);
+    assert.ok(!srv.lines.includes('RSET'));
+    assert.ok(!srv.lines.includes('DATA'));
+    await srv.client.quit();
+  });
+
+  test('no recipient accepted: the one refusal of BDAT is read, the connection stays in step and the next transaction starts with RSET', async () => {
+    let refuse = true;
+    const srv = await bdatServer({ rcpt: () => (refuse ? '550 5.1.1 no such user\r\n' : '250 2.1.5 ok\r\n') });
+    const first = await srv.client.send({ from: 'a@x.test', recipients: ['nobody@y.test', 'none@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(first.recipients.map((r) => [r.code, r.enhanced]), [[550, '5.1.1'], [550, '5.1.1']]);
+    assert.equal(srv.client.usable, true);
+    refuse = false;
+    const second = await srv.client.send({ from: 'a@x.test', recipients: ['a@y.test'], body: Buffer.from('y\r\n') });
+    assert.deepEqual(second.recipients.map((r) => [r.code, r.message]), [[250, '<a@y.test> saved']]);
+    assert.deepEqual(srv.lines.slice(-4), ['RSET', 'MAIL FROM:<a@x.test>', 'RCPT TO:<a@y.test>', 'BDAT 3 LAST']);
+    await srv.client.quit();
+  });
+
+  test('a body still arriving is awaited before anything is sent; withdrawn (undefined): 451 4.3.0, nothing sent, the connection stays usable', async () => {
+    const srv = await bdatServer();
+    let resolveBody!: (b: Buffer | undefined) => void;
+    const sending = srv.client.send({ from: 'a@x.test', recipients: ['b@y.test'], body: new Promise<Buffer | undefined>((r) => (resolveBody = r)) });
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(srv.flights, [], 'no command before the message is complete');
+    resolveBody(undefined);
+    const res = await sending;
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.enhanced, r.accepted]), [[451, '4.3.0', false]]);
+    assert.equal(srv.client.usable, true);
+    const later = new Promise<Buffer>((r) => setTimeout(() => r(Buffer.from('z\r\n')), 10));
+    const ok = await srv.client.send({ from: 'a@x.test', recipients: ['b@y.test'], body: later });
+    assert.equal(ok.recipients[0].code, 250);
+    assert.deepEqual(srv.flights, ['MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 3 LAST\r\nz\r\n'], 'SIZE and 8-bit known once the body is');
+    await srv.client.quit();
+  });
+
+  test('a message with bare LF goes by DATA, normalised; a server without CHUNKING gets DATA', async () => {
+    const srv = await bdatServer();
+    await srv.client.send({ from: 'a@x.test', recipients: ['b@y.test'], body: Buffer.from('Subject: lf\n\n.dot\n') });
+    assert.deepEqual(srv.lines.slice(-7), ['MAIL FROM:<a@x.test>', 'RCPT TO:<b@y.test>', 'DATA', 'Subject: lf', '', '..dot', '.']);
+    await srv.client.quit();
+    const plain = await bdatServer({ chunking: false });
+    assert.equal(plain.client.capabilities.chunking, false);
+    const res = await plain.client.send({ from: 'a@x.test', recipients: ['b@y.test'], body: Buffer.from('x\r\n') });
+    assert.deepEqual(res.recipients.map((r) => [r.code, r.message]), [[250, '<b@y.test> saved by DATA']]);
+    await plain.client.quit();
+  });
+});
+
 describe('MailClient failures', () => {
   test('a server that stops answering gives ERR_SMTP_TIMEOUT and an unusable connection', async () => {
     const port = await startRaw('220 slow LMTP\r\n', (line, s) => {

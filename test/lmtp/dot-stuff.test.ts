@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DotStuffer } from '../../sidecar/lmtp/dot-stuff.ts';
+import { DotStuffer, isCrlfMessage } from '../../sidecar/lmtp/dot-stuff.ts';
 import { parseReply } from '../../sidecar/lmtp/reply.ts';
 
 function stuff(chunks: string[]): string {
@@ -67,4 +67,18 @@ test('clean chunks take the pass-through path and still agree with the byte-by-b
   // A clean chunk is passed through without a copy.
   const clean = Buffer.from('Subject: x\r\n\r\nhello\r\n');
   assert.equal(new DotStuffer().push(clean), clean);
+});
+
+test('isCrlfMessage: a message fit for BDAT as it is has CRLF line ends only, the last line included', () => {
+  const cases: [string, boolean][] = [
+    ['', true],
+    ['Subject: x\r\n\r\n.leading dot\r\n..two\r\n', true],
+    ['Subject: x\r\n\r\nno final line end', false],
+    ['Subject: x\n\r\nbare LF\r\n', false],
+    ['Subject: x\r\n\r\nbare\rCR\r\n', false],
+    ['ends with a bare CR\r', false],
+    ['\n', false],
+    ['\r\n', true],
+  ];
+  for (const [text, fit] of cases) assert.equal(isCrlfMessage(Buffer.from(text, 'latin1')), fit, JSON.stringify(text));
 });

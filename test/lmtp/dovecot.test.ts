@@ -60,3 +60,43 @@ test('MailClient against a real Dovecot LMTP: per-recipient replies, dot-stuffin
     await dc.destroy();
   }
 });
+
+test('MailClient with chunking against a real Dovecot LMTP: BDAT LAST, per-recipient replies, refusals keep the connection in step', async (t) => {
+  if (!requireBinary(t, 'dovecot', 'dovecot-core dovecot-lmtpd')) return;
+  const dc = await startDovecot({ users: [{ address: 'alice@mail.test', password: 'a' }, { address: 'bob@mail.test', password: 'b' }] });
+  try {
+    const socket = connect(dc.lmtpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const client = await MailClient.open(socket, { lmtp: true, heloName: 'sidecar.test', timeoutMs: 10_000, chunking: true });
+    assert.equal(client.capabilities.chunking, true, 'Dovecot offers CHUNKING');
+
+    // Lines starting with a dot go as they are (no dot-stuffing with BDAT) and must be stored so.
+    const body = Buffer.from('Subject: bdat\r\nMessage-ID: <dc-bdat@x.test>\r\n\r\n.\r\n..two dots\r\n.one dot\r\n日本語\r\n', 'utf8');
+    const res = await client.send({ from: 'sender@x.test', recipients: ['alice@mail.test', 'nobody@mail.test', 'bob@mail.test'], body });
+    assert.deepEqual(res.recipients.map((r) => [r.address, r.code, r.enhanced, r.accepted]), [
+      ['alice@mail.test', 250, '2.0.0', true],
+      ['nobody@mail.test', 550, '5.1.1', false],
+      ['bob@mail.test', 250, '2.0.0', true],
+    ]);
+    const expected = body.toString('utf8').replace(/\r\n/g, '\n');
+    for (const user of ['alice@mail.test', 'bob@mail.test']) {
+      const copies = await stored(dc, user);
+      assert.equal(copies.length, 1, user);
+      assert.ok(copies[0].toString('utf8').endsWith(expected), copies[0].toString('utf8'));
+    }
+
+    // No valid recipient: Dovecot refuses the BDAT once (503); the next transactions still work.
+    const none = await client.send({ from: 'sender@x.test', recipients: ['nobody@mail.test'], body: Buffer.from('Subject: none\r\n\r\nx\r\n') });
+    assert.deepEqual(none.recipients.map((r) => [r.code, r.enhanced]), [[550, '5.1.1']]);
+    assert.equal(client.usable, true);
+    for (let i = 0; i < 3; i++) {
+      const r = await client.send({ from: 'sender@x.test', recipients: ['bob@mail.test'], body: Buffer.from(`Subject: n${i}\r\n\r\nx\r\n`) });
+      assert.deepEqual(r.recipients.map((x) => [x.code, x.accepted]), [[250, true]]);
+    }
+    await client.quit();
+    assert.equal((await stored(dc, 'bob@mail.test')).length, 4);
+    assert.equal((await stored(dc, 'alice@mail.test')).length, 1);
+  } finally {
+    await dc.destroy();
+  }
+});
