@@ -9,6 +9,7 @@
 //                   (a mesh hop between regions), as the egress sends it (BDAT: the transaction
 //                   and the message in one flight) against the DATA dialogue (354 first).
 // Figures only; never a pass/fail.
+import { once } from 'node:events';
 import net from 'node:net';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,10 +37,7 @@ async function sendMany(address: string, n: number): Promise<number> {
   let ok = 0;
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     const socket = net.connect(Number(address.slice(i + 1)), address.slice(0, i));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+    await once(socket, 'connect');
     const client = await MailClient.open(socket, { lmtp: false, heloName: 'bench.example.org', timeoutMs: 60_000 });
     try {
       while (next < n) {
@@ -91,14 +89,14 @@ async function slowLink(port: number, oneWayMs: number): Promise<{ port: number;
   const delay = (from: net.Socket, to: net.Socket) => from.on('data', (d) => setTimeout(() => to.write(d), oneWayMs));
   // No Nagle delay on either side, as on the mesh's own sockets.
   const server = net.createServer({ noDelay: true }, (client) => {
-    const server = net.connect({ port, host: '127.0.0.1', noDelay: true });
-    for (const s of [client, server]) {
+    const upstream = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => {});
       s.once('close', () => sockets.delete(s));
     }
-    delay(client, server);
-    delay(server, client);
+    delay(client, upstream);
+    delay(upstream, client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -115,10 +113,7 @@ async function hopLatency(lmtpPort: number, chunking: boolean, n: number): Promi
   const link = await slowLink(lmtpPort, 25);
   const socket = net.connect({ port: link.port, host: '127.0.0.1', noDelay: true });
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+    await once(socket, 'connect');
     const client = await MailClient.open(socket, { lmtp: true, heloName: 'bench.mail.test', timeoutMs: 30_000, chunking });
     const send = async (i: number) => {
       const res = await client.send({ from: 'bench@example.org', recipients: [RCPT], body: body(i) });
