@@ -5,6 +5,9 @@
 //                   the same machine (the baseline: what the machine does without mailmesh);
 //                   both paths reach Dovecot over its LMTP socket (lmtp:unix:…), as installed;
 //  - mail.embedded: front door → fan-out over the mesh → the owner's embedded Maildir store;
+//  - mail.mesh_sidecar_loop: during the mail.mesh windows, the share of wall time the front
+//                   sidecar's event loop (tokyo-1: front door, egress, socketmap) was busy, next to
+//                   its CPU time share: busy far above CPU means the loop waited for a CPU;
 //  - mail.hop_rtt:  one delivery to a real Dovecot LMTP across a link with a 50 ms round trip
 //                   (a mesh hop between regions), as the egress sends it (BDAT: the transaction
 //                   and the message in one flight) against the DATA dialogue (354 first).
@@ -81,6 +84,14 @@ async function withMesh<T>(backends: 'embedded' | 'real', fn: (mesh: LocalMesh) 
 }
 
 const door = (mesh: LocalMesh) => mesh.info.shards.find((s) => s.id === 'tokyo-1')!.smtp;
+const frontMetrics = (mesh: LocalMesh) => mesh.info.shards.find((s) => s.id === 'tokyo-1')!.metrics;
+
+/** A sidecar's event-loop busy seconds and CPU seconds so far, from its /metrics. */
+async function loopAndCpu(metrics: string): Promise<{ busy: number; cpu: number }> {
+  const text = await (await fetch(`http://${metrics}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { busy: value('mailmesh_event_loop_active_seconds_total'), cpu: value('process_cpu_seconds_total') };
+}
 const bobBox = (mesh: LocalMesh) => maildirPath(mesh.info.shards.find((s) => s.id === 'osaka-1')!.maildir, RCPT);
 
 /** A TCP relay to `port` that holds every chunk `oneWayMs` in each direction, order kept. */
@@ -172,7 +183,7 @@ export const run: BenchFn = async ({ quick }) => {
     // 150 (about half a second) weighed more than the throughput being measured.
     const rounds = quick ? 2 : 4;
     const per = Math.ceil(n / rounds);
-    const { mesh, direct, hop } = await withMesh('real', async (m) => {
+    const { mesh, direct, hop, loop } = await withMesh('real', async (m) => {
       const d = await startDirect();
       try {
         // Before the throughput windows, on a quiet machine: latency, not load.
@@ -180,19 +191,27 @@ export const run: BenchFn = async ({ quick }) => {
         const hop = { bdat: await hopLatency(d.lmtpPort, true, hops), data: await hopLatency(d.lmtpPort, false, hops) };
         const paths = { mesh: { door: door(m), box: bobBox(m) }, direct: { door: d.door, box: d.maildir } };
         const secs = { mesh: 0, direct: 0 };
+        const loop = { busy: 0, cpu: 0 };
         for (const k of ['mesh', 'direct'] as const) await measure(paths[k].door, paths[k].box, warm);
         for (let r = 0; r < rounds; r++) {
           for (const k of r % 2 === 0 ? (['mesh', 'direct'] as const) : (['direct', 'mesh'] as const)) {
+            const before = k === 'mesh' ? await loopAndCpu(frontMetrics(m)) : undefined;
             secs[k] += per / (await measure(paths[k].door, paths[k].box, per));
+            if (before) {
+              const after = await loopAndCpu(frontMetrics(m));
+              loop.busy += after.busy - before.busy;
+              loop.cpu += after.cpu - before.cpu;
+            }
           }
         }
-        return { mesh: (per * rounds) / secs.mesh, direct: (per * rounds) / secs.direct, hop };
+        return { mesh: (per * rounds) / secs.mesh, direct: (per * rounds) / secs.direct, hop, loop: { busy: loop.busy / secs.mesh, cpu: loop.cpu / secs.mesh } };
       } finally {
         await d.stop();
       }
     });
     out.push(result('mail.direct', direct, 'msg/s', null));
     out.push(result('mail.mesh', mesh, 'msg/s', direct, `mail.direct, ${rounds} alternating windows of ${per} × 10 KB`, '>= 70% of direct'));
+    out.push(result('mail.mesh_sidecar_loop', loop.busy, 'busy', loop.cpu, 'its CPU time share (process_cpu_seconds_total), same windows'));
     out.push(result('mail.hop_rtt', hop.bdat, 'ms/msg', hop.data, 'the DATA dialogue (MAIL/RCPT/DATA, 354, then the message) over the same 50 ms link'));
   }
   const embedded = await withMesh('embedded', async (m) => {

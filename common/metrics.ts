@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.ts';
 
@@ -64,11 +65,37 @@ export interface ControlPlaneMetrics {
   setPolicyRevision(revision: string): void;
 }
 
-/** A registry with Node's default process metrics (CPU, memory, event loop lag, GC). */
+/** A registry with Node's default process metrics (CPU, memory, event loop lag, GC) and
+ * `mailmesh_event_loop_active_seconds_total`. */
 function newRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  eventLoopActive(registry);
   return registry;
+}
+
+/**
+ * `mailmesh_event_loop_active_seconds_total`: wall-clock seconds the event loop spent outside its
+ * wait for I/O (Node's event-loop utilization, cumulative). `rate()` of it is the share of time
+ * the loop was busy: near 1, every connection of the process waits behind the others, whatever
+ * the CPU figures say. Compare with `rate(process_cpu_seconds_total)`: busy time well above CPU
+ * time means the loop was runnable but waiting for a CPU (a machine oversubscribed by other
+ * processes). A counter, computed when scraped, so any number of scrapers read the same series.
+ */
+function eventLoopActive(registry: Registry): void {
+  let reported = 0;
+  new Counter({
+    name: 'mailmesh_event_loop_active_seconds_total',
+    help: 'Seconds the event loop was busy (not waiting for I/O) since the process started; rate() is the event-loop utilization',
+    registers: [registry],
+    collect() {
+      const active = performance.eventLoopUtilization().active / 1000;
+      if (active > reported) {
+        this.inc(active - reported);
+        reported = active;
+      }
+    },
+  });
 }
 
 /** An "info" gauge: exactly one series, the current value, at 1. Resetting first removes the old

@@ -45,6 +45,21 @@ test('default process metrics are on the same registry', async (t) => {
   assert.ok(s.some((x) => x.name === 'nodejs_heap_size_used_bytes'), 'nodejs metrics missing');
 });
 
+test('event-loop busy seconds grow by at least the time the loop was kept busy', async (t) => {
+  const m = createSidecarMetrics();
+  const { server, scrape } = await serve(m.registry);
+  t.after(() => server.close());
+  const before = valueOf(await scrape(), 'mailmesh_event_loop_active_seconds_total');
+  assert.equal(typeof before, 'number');
+  // Keep the loop busy for 100 ms of wall clock (synchronous work: no I/O wait in between).
+  const start = performance.now();
+  while (performance.now() - start < 100);
+  const after = valueOf(await scrape(), 'mailmesh_event_loop_active_seconds_total')!;
+  assert.ok(after - before! >= 0.1, `grew by ${after - before!} s, expected at least 0.1 s`);
+  const idleStart = valueOf(await scrape(), 'mailmesh_event_loop_active_seconds_total')!;
+  assert.ok(idleStart >= after, 'a counter never goes down');
+});
+
 test('policy revision info keeps exactly one series, the current revision', async (t) => {
   const m = createSidecarMetrics();
   const { server, scrape } = await serve(m.registry);
