@@ -44,8 +44,9 @@ export class Deliverer {
     this.cfg = cfg;
   }
 
-  /** Deliver `body` to every recipient's owning shard; given a promise, every owner's
-   * transaction opens at once and the body follows when it resolves. */
+  /** Deliver `body` to every recipient's owning shard; given a promise, every owner's connection
+   * is taken at once (a server without CHUNKING also gets MAIL, RCPT and DATA then), and the rest
+   * follows when it resolves. */
   async deliver(envelope: Envelope, body: Body): Promise<Reply[]> {
     const replies: Reply[] = new Array(envelope.recipients.length);
     const groups = new Map<string, number[]>();

@@ -67,7 +67,8 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
       const answer = (perRcpt: (rcpt: string) => Reply) => callback(null, rcpts.map((r) => lmtpReply(perRcpt(r))) as unknown as string);
       const recipients = session.envelope.rcptTo.map((r) => r.address);
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      // The owners' transactions open now, while Postfix sends the body; `undefined` withdraws it.
+      // The owners' connections are taken now, while Postfix sends the body (the transaction then
+      // goes as one BDAT flight once the body is complete); `undefined` withdraws it.
       const body = Promise.withResolvers<Buffer | undefined>();
       const delivered = cfg.deliverer
         .deliver({ from, recipients }, body.promise)
