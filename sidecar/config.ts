@@ -28,7 +28,9 @@ export interface SidecarConfig {
     pop3?: Address;
     pop3s?: Address;
     socketmap?: Address;
-    egress?: Address;
+    /** The LMTP listener Postfix delivers remote shards' mail to: `127.0.0.1:10030`, or
+     * `unix:/path` (Postfix's LMTP client spends less CPU per delivery on a Unix socket). */
+    egress?: string;
     filter?: Address;
     metrics?: Address;
   };
@@ -57,7 +59,7 @@ export interface SidecarConfig {
 }
 
 const address = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$' };
-/** A local backend: `host:port`, or `unix:/absolute/path` (Dovecot's LMTP socket). */
+/** A local backend or listener: `host:port`, or `unix:/absolute/path` (Dovecot's LMTP socket, the egress). */
 const backendAddress = { type: 'string', pattern: '^((\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}|unix:/\\S+)$' };
 const schema = {
   type: 'object',
@@ -76,7 +78,7 @@ const schema = {
     hostname: { type: 'string' },
     listen: {
       type: 'object', additionalProperties: false, required: ['mesh'],
-      properties: Object.fromEntries(['mesh', 'smtp', 'imap', 'imaps', 'pop3', 'pop3s', 'socketmap', 'egress', 'filter', 'metrics'].map((k) => [k, address])),
+      properties: { ...Object.fromEntries(['mesh', 'smtp', 'imap', 'imaps', 'pop3', 'pop3s', 'socketmap', 'filter', 'metrics'].map((k) => [k, address])), egress: backendAddress },
     },
     backends: {
       type: 'object', additionalProperties: false,

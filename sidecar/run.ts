@@ -12,6 +12,7 @@ import { loadIdentity } from './identity/store.ts';
 import { loadCachedSnapshot, saveSnapshot } from './identity/snapshot-cache.ts';
 import { startIngress, type IngressStats, type LocalBackend } from './mesh/ingress.ts';
 import { MeshDialer } from './mesh/dialer.ts';
+import { parseEndpoint } from './mesh/address.ts';
 import { startMaildirLmtp } from './maildir/server.ts';
 import { Deliverer } from './mail/deliver.ts';
 import { LmtpSender } from './mail/lmtp-sender.ts';
@@ -189,10 +190,12 @@ export async function startSidecar(cfg: SidecarConfig, opts: SidecarOptions = {}
       addresses.smtp = `${smtp.host}:${door.port}`;
     }
     if (cfg.listen.egress) {
-      const a = splitAddress(cfg.listen.egress);
-      const egress = await startEgress({ host: a.host, port: a.port, hostname: cfg.hostname, maxSize: internalMax, placement: view.placement, deliverer, log, onResult: countReplies });
+      // Loopback TCP, or a Unix socket (cheaper for Postfix's LMTP client, and only who may enter
+      // its directory can hand mail to the mesh).
+      const where = parseEndpoint(cfg.listen.egress);
+      const egress = await startEgress({ ...where, hostname: cfg.hostname, maxSize: internalMax, placement: view.placement, deliverer, log, onResult: countReplies });
       closers.push(() => egress.close());
-      addresses.egress = `${a.host}:${egress.port}`;
+      addresses.egress = egress.address;
     }
     if (cfg.listen.socketmap && cfg.listen.egress && localLmtp) {
       const a = splitAddress(cfg.listen.socketmap);

@@ -159,6 +159,10 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         info.pop3 = listen.pop3 = addr(p.pop3);
         info.maildir = dc.mailRoot;
         info.postfix = addr(p.postfix);
+        // Postfix reaches the egress on a Unix socket (its LMTP client spends less CPU per delivery
+        // than over loopback TCP) unless the path is too long for one (sun_path: 108 bytes).
+        const egressSocket = join(shardDir, 'egress.sock');
+        if (Buffer.byteLength(egressSocket) < 100) listen.egress = `unix:${egressSocket}`;
         info.dovecot = { lmtp: addr(dc.lmtpPort), imap: addr(dc.imapPort), pop3: addr(dc.pop3Port), log: dc.logPath };
         // Public listeners need a certificate: plaintext logins are refused before STARTTLS.
         const pub = await issuePublicCert(caDir, s.id, join(shardDir, 'public', 'tls'), ['localhost', `${node}.mail.test`]);

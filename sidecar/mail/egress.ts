@@ -4,13 +4,13 @@ import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, tempfail, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { coalesceReplies } from './coalesce.ts';
-import { greetAtOnce, listen, okText, replyError, tooBig } from './smtp-listener.ts';
+import { greetAtOnce, listen, listenUnix, okText, replyError, tooBig } from './smtp-listener.ts';
 
-/** Configuration of the egress: the loopback LMTP listener Postfix uses as next hop for
- * recipients on other shards. */
-export interface EgressConfig {
-  host: string;
-  port: number;
+/** Configuration of the egress: the local LMTP listener Postfix uses as next hop for recipients
+ * on other shards, on loopback TCP (`host`, `port`) or on a Unix-domain socket (`path`). */
+export type EgressConfig = EgressOptions & ({ host: string; port: number } | { path: string });
+
+interface EgressOptions {
   hostname: string;
   maxSize: number;
   placement: Placement;
@@ -21,6 +21,9 @@ export interface EgressConfig {
 
 /** A running egress listener. */
 export interface Egress {
+  /** Where it listens, as Postfix's next hop takes it: `host:port` or `unix:/path`. */
+  address: string;
+  /** The bound TCP port; 0 on a Unix socket. */
   port: number;
   close(): Promise<void>;
 }
@@ -97,5 +100,8 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
   greetAtOnce(server);
   server.on('error', (err) => cfg.log.warn({ event: 'egress.server_error', err: err.message }, 'egress server error'));
   server.server.on('connection', coalesceReplies);
-  return listen(server, cfg.host, cfg.port);
+  if ('path' in cfg) return { address: `unix:${cfg.path}`, port: 0, ...(await listenUnix(server, cfg.path)) };
+  const bound = await listen(server, cfg.host, cfg.port);
+  const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
+  return { address: `${host}:${bound.port}`, ...bound };
 }

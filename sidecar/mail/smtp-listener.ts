@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import type { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Reply } from './reply.ts';
@@ -15,19 +17,54 @@ export const tooBig = (maxSize: number): Reply => ({ code: 552, enhanced: '5.3.4
 /** The reply for an accepted message: smtp-server sends `250 <text>`. */
 export const okText = (r: Reply): string => `${r.enhanced} ${r.message}`;
 
-/** Bind an smtp-server; resolves with the bound port (for port 0) and a close function. */
+/** Bind an smtp-server on TCP `host:port`; resolves with the bound port (for port 0) and a close function. */
 export async function listen(server: SMTPServer, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await bindOnce(server, (cb) => server.listen(port, host, cb));
   return {
     port: (server.server.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+function bindOnce(server: SMTPServer, bind: (cb: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    bind(() => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Bind an smtp-server on a Unix-domain socket at `path`, mode 0666 like Dovecot's LMTP socket
+ * (who may connect is decided by the directory's permissions). A socket file left by a process
+ * that died is replaced; one that a live process still answers on is not (`EADDRINUSE`). Node
+ * removes the file on close.
+ */
+export async function listenUnix(server: SMTPServer, path: string): Promise<{ close(): Promise<void> }> {
+  try {
+    await bindOnce(server, (cb) => server.listen(path, cb));
+  } catch (err) {
+    const stale = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await lstat(path).then((st) => st.isSocket(), () => false)) && !(await answers(path));
+    if (!stale) throw err;
+    await unlink(path);
+    await bindOnce(server, (cb) => server.listen(path, cb));
+  }
+  await chmod(path, 0o666);
+  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 /**

@@ -83,3 +83,48 @@ test('egress: an oversized message gets one 552 per accepted RCPT, duplicates in
     await egress.close();
   }
 });
+
+test('egress on a Unix socket: mode 0666, per-recipient replies, a dead socket file replaced, a live one kept, removed on close', async (t) => {
+  const { mkdtemp, rm, stat } = await import('node:fs/promises');
+  const { existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { once } = await import('node:events');
+  const { MailClient } = await import('../../sidecar/lmtp/client.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'mm-egress-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'egress.sock');
+  // What a sidecar killed with SIGKILL leaves behind: a socket file nobody answers on.
+  const { spawnSync } = await import('node:child_process');
+  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 10_000 });
+  assert.ok(existsSync(path), 'a dead socket file is in the way');
+  assert.ok(existsSync(path));
+
+  const stored: Envelope[] = [];
+  const sender = {
+    send: async (_s: string, env: Envelope) => {
+      stored.push(env);
+      return env.recipients.map((r) => (r.startsWith('bob') ? { code: 250, enhanced: '2.0.0', message: 'stored' } : { code: 451, enhanced: '4.4.1', message: 'owner down' }));
+    },
+  };
+  const cfg = { path, hostname: 'egress.test', maxSize: 1 << 16, placement, log: pino({ level: 'silent' }), deliverer: new Deliverer({ placement, localShard: 'tokyo-1', local: sender, remote: sender }) };
+  const egress = await startEgress(cfg);
+  try {
+    assert.equal(egress.address, `unix:${path}`);
+    assert.equal((await stat(path)).mode & 0o777, 0o666);
+    const socket = net.connect(path);
+    await once(socket, 'connect');
+    const client = await MailClient.open(socket, { lmtp: true, heloName: 'postfix.test', timeoutMs: 5_000 });
+    const res = await client.send({ from: 'a@sender.test', recipients: ['bob@mail.test', 'carol@mail.test'], body: Buffer.from('Subject: x\r\n\r\nhi\r\n') });
+    assert.deepEqual(res.recipients.map((r) => r.code), [250, 451]);
+    assert.deepEqual(stored.map((e) => e.recipients), [['bob@mail.test', 'carol@mail.test']]);
+    await client.quit();
+    socket.destroy();
+    // A second egress on the same path while the first answers: refused, the first keeps its socket.
+    await assert.rejects(startEgress(cfg), { code: 'EADDRINUSE' });
+    assert.ok(existsSync(path));
+  } finally {
+    await egress.close();
+  }
+  assert.equal(existsSync(path), false, 'the socket file is removed on close');
+});
