@@ -25,10 +25,10 @@ export interface MeshDialerConfig {
   clock: Clock;
   log?: Logger;
   /**
-   * Idle connections kept per (shard, ALPN) (default 32). At least the sender's concurrency:
-   * Postfix delivers to the egress over up to 20 parallel LMTP sessions per destination
-   * (`default_destination_concurrency_limit`), and every connection closed for want of room is
-   * a TLS handshake (and a backend session) on the next burst.
+   * Idle connections kept per (shard, ALPN) (default 64). At least the sender's concurrency:
+   * Postfix delivers to the egress over up to 50 parallel LMTP sessions
+   * (`lmtp_destination_concurrency_limit` in deploy/postfix/main.cf), and every connection closed
+   * for want of room is a TLS handshake (and a backend session) on the next burst.
    */
   maxIdlePerShard?: number;
   /** An idle connection is closed after this long (default 30 s). */
@@ -106,7 +106,7 @@ export class MeshDialer {
 
   constructor(cfg: MeshDialerConfig) {
     this.cfg = {
-      maxIdlePerShard: 32,
+      maxIdlePerShard: 64,
       idleTimeoutMs: 30_000,
       connectTimeoutMs: 10_000,
       unreachableRetryMs: 5_000,

@@ -4,8 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { startEgress } from '../../sidecar/mail/egress.ts';
+import { MailClient } from '../../sidecar/lmtp/client.ts';
 import { Deliverer, type Body, type Envelope, type Placement } from '../../sidecar/mail/deliver.ts';
 
 const placement: Placement = () => ({ kind: 'shard', shardId: 'osaka-1' });
@@ -85,17 +92,10 @@ test('egress: an oversized message gets one 552 per accepted RCPT, duplicates in
 });
 
 test('egress on a Unix socket: mode 0666, per-recipient replies, a dead socket file replaced, a live one kept, removed on close', async (t) => {
-  const { mkdtemp, rm, stat } = await import('node:fs/promises');
-  const { existsSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { once } = await import('node:events');
-  const { MailClient } = await import('../../sidecar/lmtp/client.ts');
   const dir = await mkdtemp(join(tmpdir(), 'mm-egress-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'egress.sock');
   // What a sidecar killed with SIGKILL leaves behind: a socket file nobody answers on.
-  const { spawnSync } = await import('node:child_process');
   spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 10_000 });
   assert.ok(existsSync(path), 'a dead socket file is in the way');
   assert.ok(existsSync(path));
