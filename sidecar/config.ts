@@ -35,7 +35,8 @@ export interface SidecarConfig {
     metrics?: Address;
   };
   backends: {
-    postfix?: Address;
+    /** Postfix's trusted re-injection smtpd: `127.0.0.1:10025`, or its Unix socket `unix:/path`. */
+    postfix?: string;
     /** Dovecot LMTP: `host:port` or `unix:/path` (its default socket, e.g. `unix:/run/dovecot/lmtp`). */
     lmtp?: string;
     imap?: Address;
@@ -82,7 +83,7 @@ const schema = {
     },
     backends: {
       type: 'object', additionalProperties: false,
-      properties: { postfix: address, lmtp: backendAddress, imap: address, pop3: address, maildir: { type: 'string' } },
+      properties: { postfix: backendAddress, lmtp: backendAddress, imap: address, pop3: address, maildir: { type: 'string' } },
     },
     publicTls: { type: 'object', additionalProperties: false, required: ['cert', 'key'], properties: { cert: { type: 'string' }, key: { type: 'string' } } },
     dns: { type: 'object', additionalProperties: false, properties: { servers: { type: 'array', items: { type: 'string' } } } },

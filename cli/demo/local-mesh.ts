@@ -171,7 +171,9 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
           mode: 'postfix', publicTls: pub,
           // Dovecot's LMTP socket, as Debian's Dovecot offers it: Postfix's local deliveries and
           // the mesh ingress both use it.
-          backends: { postfix: info.postfix, lmtp: `unix:${dc.lmtpSocket}`, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
+          // The front door and the outbound filter re-inject into Postfix's smtpd on its Unix
+          // socket (the same smtpd settings as on the TCP port, which tests and mesh.json name).
+          backends: { postfix: Buffer.byteLength(b.postfix.reinjectSocket) < 100 ? `unix:${b.postfix.reinjectSocket}` : info.postfix, lmtp: `unix:${dc.lmtpSocket}`, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
         };
       }
       await writeFile(info.configFile, stringify({

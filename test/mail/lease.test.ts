@@ -41,19 +41,21 @@ test('TcpPool over unix:/path: connections are made once and reused', async () =
   }
 });
 
-test('sidecar config: backends.lmtp and listen.egress may be unix:/absolute/path, not a relative one', async () => {
+test('sidecar config: backends.lmtp, backends.postfix and listen.egress may be unix:/absolute/path, not a relative one', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mm-cfg-'));
-  const write = async (lmtp: string, egress = '127.0.0.1:10030') => {
+  const write = async (lmtp: string, egress = '127.0.0.1:10030', postfix = '127.0.0.1:10025') => {
     const file = join(dir, 'sidecar.yaml');
     await writeFile(file, [
       'shard: tokyo-1', 'node: tokyo-1a', 'controlPlane: 127.0.0.1:7443', `caBundle: ${join(dir, 'bundle.pem')}`, `stateDir: ${dir}`,
-      'mode: postfix', 'listen:', '  mesh: 127.0.0.1:8443', `  egress: ${egress}`, 'backends:', '  postfix: 127.0.0.1:10025', `  lmtp: ${lmtp}`, '',
+      'mode: postfix', 'listen:', '  mesh: 127.0.0.1:8443', `  egress: ${egress}`, 'backends:', `  postfix: ${postfix}`, `  lmtp: ${lmtp}`, '',
     ].join('\n'));
     return file;
   };
   try {
     assert.equal(loadSidecarConfig(await write('127.0.0.1:24', 'unix:/var/spool/postfix/mailmesh/egress')).listen.egress, 'unix:/var/spool/postfix/mailmesh/egress');
     assert.equal(loadSidecarConfig(await write('127.0.0.1:24')).listen.egress, '127.0.0.1:10030');
+    const reinject = await write('127.0.0.1:24', '127.0.0.1:10030', 'unix:/var/spool/postfix/private/reinject');
+    assert.equal(loadSidecarConfig(reinject).backends.postfix, 'unix:/var/spool/postfix/private/reinject');
     const badEgress = await write('127.0.0.1:24', 'unix:egress.sock');
     assert.throws(() => loadSidecarConfig(badEgress), { code: 'ERR_SIDECAR_CONFIG' });
     assert.equal(loadSidecarConfig(await write('unix:/run/dovecot/lmtp')).backends.lmtp, 'unix:/run/dovecot/lmtp');

@@ -34,6 +34,10 @@ export interface PostfixOptions {
 export interface PostfixInstance {
   dir: string;
   smtpPort: number;
+  /** The same smtpd (same overrides) on a Unix socket, `queue/private/reinject`: what a sidecar on
+   * this host re-injects into (cheaper per message than loopback TCP; only root and Postfix may
+   * enter `private/`). */
+  reinjectSocket: string;
   maillog: string;
   /** PID of the master process (from `queue/pid/master.pid`), undefined while stopped. */
   pid(): number | undefined;
@@ -86,11 +90,13 @@ export function postfixMainCf(dir: string, o: PostfixOptions): string {
   return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
 }
 
-/** master.cf of a private instance: every service with chroot n, smtpd on loopback only. */
+/** master.cf of a private instance: every service with chroot n, smtpd on loopback and on the
+ * Unix socket `private/reinject`. */
 export function postfixMasterCf(smtpPort: number, smtpdOverrides: Record<string, string> = {}): string {
   const overrides = Object.entries(smtpdOverrides).map(([k, v]) => `\n  -o ${k}=${v}`).join('');
   const rows = [
     [`127.0.0.1:${smtpPort}`, 'inet', 'n', '-', 'n', '-', '-', `smtpd${overrides}`],
+    ['reinject', 'unix', '-', '-', 'n', '-', '-', `smtpd${overrides}`],
     ['pickup', 'unix', 'n', '-', 'n', '60', '1', 'pickup'],
     ['cleanup', 'unix', 'n', '-', 'n', '-', '0', 'cleanup'],
     ['qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'],
@@ -191,6 +197,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   return {
     dir,
     smtpPort: opts.smtpPort,
+    reinjectSocket: join(dir, 'queue', 'private', 'reinject'),
     maillog: join(dir, 'maillog'),
     pid: () => pid,
     async queued() {
