@@ -61,7 +61,7 @@ export interface SidecarConfig {
 
 const address = { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$' };
 /** A local backend or listener: `host:port`, or `unix:/absolute/path` (Dovecot's LMTP socket, the egress). */
-const backendAddress = { type: 'string', pattern: '^((\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}|unix:/\\S+)$' };
+const backendAddress = { type: 'string', pattern: '^((?!unix:)(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}|unix:/\\S+)$' };
 const schema = {
   type: 'object',
   additionalProperties: false,

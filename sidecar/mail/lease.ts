@@ -22,8 +22,8 @@ export class TcpPool {
   private readonly endpoint: Endpoint;
   private readonly maxIdle: number;
   private readonly connectTimeoutMs: number;
-  /** `maxIdle`: at least the senders' concurrency (Postfix: up to 20 parallel deliveries), or
-   * connections are closed and reopened on every burst. */
+  /** `maxIdle`: near the senders' concurrency, or connections are closed and reopened on every
+   * burst (the front door's sessions into Postfix: one per sender in DATA at once). */
   constructor(address: string, maxIdle = 32, connectTimeoutMs = 10_000) {
     this.connectTimeoutMs = connectTimeoutMs;
     this.address = address;

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import type { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Reply } from './reply.ts';
@@ -38,32 +38,33 @@ function bindOnce(server: SMTPServer, bind: (cb: () => void) => void): Promise<v
 
 /**
  * Bind an smtp-server on a Unix-domain socket at `path`, mode 0666 like Dovecot's LMTP socket
- * (who may connect is decided by the directory's permissions). A socket file left by a process
- * that died is replaced; one that a live process still answers on is not (`EADDRINUSE`). Node
- * removes the file on close.
+ * (who may connect is decided by the directory's permissions; the mode is set at bind, so there is
+ * no moment with another one). A socket file left by a process that died (connecting to it is
+ * refused) is replaced; one that anything else answers or guards (a live listener, even with a
+ * full backlog; another owner's socket) is not: `EADDRINUSE`. Node removes the file on close.
  */
 export async function listenUnix(server: SMTPServer, path: string): Promise<{ close(): Promise<void> }> {
+  const bind = () => bindOnce(server, (cb) => server.listen({ path, readableAll: true, writableAll: true }, cb));
   try {
-    await bindOnce(server, (cb) => server.listen(path, cb));
+    await bind();
   } catch (err) {
-    const stale = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await lstat(path).then((st) => st.isSocket(), () => false)) && !(await answers(path));
+    const stale = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await lstat(path).then((st) => st.isSocket(), () => false)) && (await refused(path));
     if (!stale) throw err;
     await unlink(path);
-    await bindOnce(server, (cb) => server.listen(path, cb));
+    await bind();
   }
-  await chmod(path, 0o666);
   return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
-/** Whether something accepts connections on the Unix socket at `path`. */
-function answers(path: string): Promise<boolean> {
+/** Whether connecting to the Unix socket at `path` is refused: nothing listens on it any more. */
+function refused(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(path);
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve(false);
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
   });
 }
 

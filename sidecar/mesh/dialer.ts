@@ -25,10 +25,11 @@ export interface MeshDialerConfig {
   clock: Clock;
   log?: Logger;
   /**
-   * Idle connections kept per (shard, ALPN) (default 64). At least the sender's concurrency:
-   * Postfix delivers to the egress over up to 50 parallel LMTP sessions
-   * (`lmtp_destination_concurrency_limit` in deploy/postfix/main.cf), and every connection closed
-   * for want of room is a TLS handshake (and a backend session) on the next burst.
+   * Idle connections kept per (shard, ALPN) (default 32). Postfix delivers to the egress over up
+   * to 50 parallel LMTP sessions (`lmtp_destination_concurrency_limit` in deploy/postfix/main.cf),
+   * and a burst beyond the idle ones opens the difference anew (a TLS handshake each); but every
+   * idle LMTP connection holds a Dovecot LMTP process on the owning shard until `idleTimeoutMs`,
+   * and every node keeps its own, so the pool stays below the concurrency.
    */
   maxIdlePerShard?: number;
   /** An idle connection is closed after this long (default 30 s). */
@@ -106,7 +107,7 @@ export class MeshDialer {
 
   constructor(cfg: MeshDialerConfig) {
     this.cfg = {
-      maxIdlePerShard: 64,
+      maxIdlePerShard: 32,
       idleTimeoutMs: 30_000,
       connectTimeoutMs: 10_000,
       unreachableRetryMs: 5_000,

@@ -93,6 +93,13 @@ test('snippet port check catches each broken copy', () => {
   assert.match(run({ dovecot: parseDovecotConf(s.dovecotText.replace('</etc/mailmesh/tls/node.key', '</etc/dovecot/private/node.key')) }), /dovecot ssl_key/);
   assert.match(run({ mainCf: s.mainCf.replace('smtpd_tls_cert_file = /etc/mailmesh/tls/', 'smtpd_tls_cert_file = /etc/ssl/') }), /smtpd_tls_cert_file/);
   assert.match(run({}, { ...cfg, backends: { ...cfg.backends, lmtp: '127.0.0.1:2424' } }), /backends.lmtp/);
+  // Re-injection on a Unix socket: the unix smtpd service of that name, with the same settings.
+  const viaSocket = { ...cfg, backends: { ...cfg.backends, postfix: 'unix:/var/spool/postfix/private/reinject' } };
+  const unixReinject = s.masterCf.replace('127.0.0.1:10025 inet n  -       n       -       -       smtpd', 'reinject unix -  -       n       -       -       smtpd');
+  assert.notEqual(unixReinject, s.masterCf, 'the fixture has the TCP re-injection line');
+  assert.equal(run({ masterCf: unixReinject }, viaSocket), '');
+  assert.match(run({}, viaSocket), /no smtpd on unix:\/var\/spool\/postfix\/private\/reinject/);
+  assert.match(run({ masterCf: unixReinject.replace('reinject unix', 'reinjekt unix') }, viaSocket), /no smtpd on unix:/);
 });
 
 test('mail pod: shared TLS volume, ports, probes, config paths and entrypoints agree', () => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { startEgress } from '../../sidecar/mail/egress.ts';
 import { MailClient } from '../../sidecar/lmtp/client.ts';
+import { lmtpNexthop } from '../../sidecar/postfix/lookups.ts';
 import { Deliverer, type Body, type Envelope, type Placement } from '../../sidecar/mail/deliver.ts';
 
 const placement: Placement = () => ({ kind: 'shard', shardId: 'osaka-1' });
@@ -98,7 +99,6 @@ test('egress on a Unix socket: mode 0666, per-recipient replies, a dead socket f
   // What a sidecar killed with SIGKILL leaves behind: a socket file nobody answers on.
   spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 10_000 });
   assert.ok(existsSync(path), 'a dead socket file is in the way');
-  assert.ok(existsSync(path));
 
   const stored: Envelope[] = [];
   const sender = {
@@ -112,19 +112,44 @@ test('egress on a Unix socket: mode 0666, per-recipient replies, a dead socket f
   try {
     assert.equal(egress.address, `unix:${path}`);
     assert.equal((await stat(path)).mode & 0o777, 0o666);
-    const socket = net.connect(path);
-    await once(socket, 'connect');
-    const client = await MailClient.open(socket, { lmtp: true, heloName: 'postfix.test', timeoutMs: 5_000 });
-    const res = await client.send({ from: 'a@sender.test', recipients: ['bob@mail.test', 'carol@mail.test'], body: Buffer.from('Subject: x\r\n\r\nhi\r\n') });
-    assert.deepEqual(res.recipients.map((r) => r.code), [250, 451]);
+    const deliver = async (rcpts: string[]) => {
+      const socket = net.connect(path);
+      await once(socket, 'connect');
+      try {
+        const client = await MailClient.open(socket, { lmtp: true, heloName: 'postfix.test', timeoutMs: 5_000 });
+        const res = await client.send({ from: 'a@sender.test', recipients: rcpts, body: Buffer.from('Subject: x\r\n\r\nhi\r\n') });
+        await client.quit();
+        return res.recipients.map((r) => r.code);
+      } finally {
+        socket.destroy();
+      }
+    };
+    assert.deepEqual(await deliver(['bob@mail.test', 'carol@mail.test']), [250, 451]);
     assert.deepEqual(stored.map((e) => e.recipients), [['bob@mail.test', 'carol@mail.test']]);
-    await client.quit();
-    socket.destroy();
-    // A second egress on the same path while the first answers: refused, the first keeps its socket.
+    // A second egress on the same path while the first answers: refused, and the first one still
+    // serves on its socket (the second neither unlinked nor replaced it).
     await assert.rejects(startEgress(cfg), { code: 'EADDRINUSE' });
-    assert.ok(existsSync(path));
+    assert.deepEqual(await deliver(['bob@mail.test']), [250]);
+    assert.equal(stored.length, 2);
   } finally {
     await egress.close();
   }
   assert.equal(existsSync(path), false, 'the socket file is removed on close');
+});
+
+test('egress on IPv6 loopback: its address is bracketed, as a Postfix next hop and lmtpNexthop take it', async (t) => {
+  const sender = { send: async (_s: string, env: Envelope) => env.recipients.map(() => ({ code: 250, enhanced: '2.0.0', message: 'stored' })) };
+  let egress;
+  try {
+    egress = await startEgress({ host: '::1', port: 0, hostname: 'egress.test', maxSize: 1 << 16, placement, log: pino({ level: 'silent' }), deliverer: new Deliverer({ placement, localShard: 'tokyo-1', local: sender, remote: sender }) });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL' && process.env.CI !== 'true') return t.skip('no IPv6 loopback on this machine');
+    throw err;
+  }
+  try {
+    assert.equal(egress.address, `[::1]:${egress.port}`);
+    assert.equal(lmtpNexthop(egress.address), `lmtp:inet:[::1]:${egress.port}`);
+  } finally {
+    await egress.close();
+  }
 });

@@ -56,8 +56,10 @@ test('sidecar config: backends.lmtp, backends.postfix and listen.egress may be u
     assert.equal(loadSidecarConfig(await write('127.0.0.1:24')).listen.egress, '127.0.0.1:10030');
     const reinject = await write('127.0.0.1:24', '127.0.0.1:10030', 'unix:/var/spool/postfix/private/reinject');
     assert.equal(loadSidecarConfig(reinject).backends.postfix, 'unix:/var/spool/postfix/private/reinject');
-    const badEgress = await write('127.0.0.1:24', 'unix:egress.sock');
-    assert.throws(() => loadSidecarConfig(badEgress), { code: 'ERR_SIDECAR_CONFIG' });
+    for (const bad of ['unix:egress.sock', 'unix:10030']) {
+      const file = await write('127.0.0.1:24', bad);
+      assert.throws(() => loadSidecarConfig(file), { code: 'ERR_SIDECAR_CONFIG' }, bad);
+    }
     assert.equal(loadSidecarConfig(await write('unix:/run/dovecot/lmtp')).backends.lmtp, 'unix:/run/dovecot/lmtp');
     assert.equal(loadSidecarConfig(await write('127.0.0.1:24')).backends.lmtp, '127.0.0.1:24');
     assert.throws(() => loadSidecarConfig(join(dir, 'x')), { code: 'ERR_SIDECAR_CONFIG' });

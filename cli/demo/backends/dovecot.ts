@@ -103,6 +103,9 @@ service pop3-login {
   }
 }
 service lmtp {
+  # As deploy/dovecot/10-mailmesh.conf: Postfix (50 parallel deliveries) and every other shard's
+  # egress (up to 50 each, 32 of them kept idle) each hold one LMTP process.
+  process_limit = 512
   inet_listener lmtp {
     address = 127.0.0.1
     port = ${o.lmtpPort}

@@ -100,7 +100,11 @@ export function checkSnippetPorts(cfg: SidecarConfigDoc, files: { mainCf: string
   if (cf && !master.some((s) => s.service === cf[1] && s.type === 'unix' && s.command === 'smtp')) {
     problems.push(`master.cf: no "${cf[1]} unix ... smtp" transport for content_filter`);
   }
-  const reinject = master.find((s) => s.type === 'inet' && s.command === 'smtpd' && s.service === cfg.backends.postfix);
+  // TCP: the service is named by its address; a Unix socket (`unix:…/private/NAME`): by NAME.
+  const postfixBackend: string = cfg.backends.postfix ?? '';
+  const reinject = postfixBackend.startsWith('unix:')
+    ? master.find((s) => s.type === 'unix' && s.command === 'smtpd' && /\/(private|public)\/[^/]+$/.test(postfixBackend) && postfixBackend.endsWith(`/${s.service}`))
+    : master.find((s) => s.type === 'inet' && s.command === 'smtpd' && s.service === postfixBackend);
   if (!reinject) problems.push(`master.cf: no smtpd on ${cfg.backends.postfix} (sidecar backends.postfix)`);
   else if (reinject.overrides.get('content_filter') !== '') problems.push('master.cf: the re-injection smtpd must clear content_filter (-o content_filter=) or signed mail loops');
   for (const [backend, service, listener] of [['lmtp', 'lmtp', 'lmtp'], ['imap', 'imap-login', 'imap'], ['pop3', 'pop3-login', 'pop3']]) {
