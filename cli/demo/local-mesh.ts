@@ -160,9 +160,10 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         info.maildir = dc.mailRoot;
         info.postfix = addr(p.postfix);
         // Postfix reaches the egress on a Unix socket (its LMTP client spends less CPU per delivery
-        // than over loopback TCP) unless the path is too long for one (sun_path: 108 bytes).
-        const egressSocket = join(shardDir, 'egress.sock');
-        if (Buffer.byteLength(egressSocket) < 100) listen.egress = `unix:${egressSocket}`;
+        // than over loopback TCP). This path and Postfix's re-injection socket (below) are shorter
+        // than sockets Dovecot has already bound under shardDir (run/token-login/imap-urlauth),
+        // so they fit a sun_path (108 bytes) whenever Dovecot started.
+        listen.egress = `unix:${join(shardDir, 'egress.sock')}`;
         info.dovecot = { lmtp: addr(dc.lmtpPort), imap: addr(dc.imapPort), pop3: addr(dc.pop3Port), log: dc.logPath };
         // Public listeners need a certificate: plaintext logins are refused before STARTTLS.
         const pub = await issuePublicCert(caDir, s.id, join(shardDir, 'public', 'tls'), ['localhost', `${node}.mail.test`]);
@@ -170,10 +171,10 @@ export async function startLocalMesh(opts: LocalMeshOptions): Promise<LocalMesh>
         mode = {
           mode: 'postfix', publicTls: pub,
           // Dovecot's LMTP socket, as Debian's Dovecot offers it: Postfix's local deliveries and
-          // the mesh ingress both use it.
-          // The front door and the outbound filter re-inject into Postfix's smtpd on its Unix
-          // socket (the same smtpd settings as on the TCP port, which tests and mesh.json name).
-          backends: { postfix: Buffer.byteLength(b.postfix.reinjectSocket) < 100 ? `unix:${b.postfix.reinjectSocket}` : info.postfix, lmtp: `unix:${dc.lmtpSocket}`, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
+          // the mesh ingress both use it. The front door and the outbound filter re-inject into
+          // Postfix's smtpd on its Unix socket (the same smtpd settings as on the TCP port, which
+          // tests and mesh.json name).
+          backends: { postfix: `unix:${b.postfix.reinjectSocket}`, lmtp: `unix:${dc.lmtpSocket}`, imap: info.dovecot.imap, pop3: info.dovecot.pop3 },
         };
       }
       await writeFile(info.configFile, stringify({

@@ -4,6 +4,7 @@ import type { Deliverer, Placement } from './deliver.ts';
 import { isOk, tempfail, type Reply } from './reply.ts';
 import { readBounded } from './read-body.ts';
 import { coalesceReplies } from './coalesce.ts';
+import { formatEndpoint } from '../proxy/address.ts';
 import { greetAtOnce, listen, listenUnix, okText, replyError, tooBig } from './smtp-listener.ts';
 
 /** Configuration of the egress: the local LMTP listener Postfix uses as next hop for recipients
@@ -102,6 +103,5 @@ export async function startEgress(cfg: EgressConfig): Promise<Egress> {
   server.server.on('connection', coalesceReplies);
   if ('path' in cfg) return { address: `unix:${cfg.path}`, port: 0, ...(await listenUnix(server, cfg.path)) };
   const bound = await listen(server, cfg.host, cfg.port);
-  const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
-  return { address: `${host}:${bound.port}`, ...bound };
+  return { address: formatEndpoint(cfg.host, bound.port), ...bound };
 }

@@ -20,11 +20,10 @@ export const okText = (r: Reply): string => `${r.enhanced} ${r.message}`;
 /** Bind an smtp-server on TCP `host:port`; resolves with the bound port (for port 0) and a close function. */
 export async function listen(server: SMTPServer, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
   await bindOnce(server, (cb) => server.listen(port, host, cb));
-  return {
-    port: (server.server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return { port: (server.server.address() as { port: number }).port, close: closer(server) };
 }
+
+const closer = (server: SMTPServer) => () => new Promise<void>((resolve) => server.close(() => resolve()));
 
 function bindOnce(server: SMTPServer, bind: (cb: () => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -53,7 +52,7 @@ export async function listenUnix(server: SMTPServer, path: string): Promise<{ cl
     await unlink(path);
     await bind();
   }
-  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { close: closer(server) };
 }
 
 /** Whether connecting to the Unix socket at `path` is refused: nothing listens on it any more. */
